@@ -1,0 +1,1 @@
+"""Options analytics: Black-Scholes greeks, dealer exposure, flow and book metrics."""

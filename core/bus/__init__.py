@@ -1,0 +1,1 @@
+"""The Redis bus: key names, typed events, publish, consumer groups, atomic handling."""

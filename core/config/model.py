@@ -1,0 +1,216 @@
+"""The typed configuration. Every field here is documented in ``config/default.yaml``.
+
+Models forbid unknown keys so a typo fails at start instead of being ignored.
+Secrets are NOT here: they come only from the environment (``core.config.secrets``).
+"""
+
+from __future__ import annotations
+
+from datetime import time
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Mode(StrEnum):
+    LIVE = "live"
+    DRY_RUN = "dry-run"
+    DEMO = "demo"
+
+
+class RedisSettings(_Strict):
+    url: str | None = None
+    key_prefix: str = Field(default="q", min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    embedded_fallback: bool = True
+    connect_timeout_s: float = Field(default=1.0, gt=0)
+    stream_maxlen: int = Field(default=200_000, ge=1_000)
+    claim_idle_ms: int = Field(default=30_000, ge=0)
+    max_deliveries: int = Field(default=5, ge=1)
+    processed_ttl_s: int = Field(default=7 * 86400, ge=60)
+
+
+class MarketSettings(_Strict):
+    source: Literal["simulator", "ibkr", "vendor"] = "simulator"
+    symbols: list[str] = Field(default_factory=lambda: ["SPY", "QQQ", "IWM"])
+    tick_seconds: int = Field(default=10, ge=1)
+    chain_seconds: int = Field(default=60, ge=1)
+    depth_levels: int = Field(default=10, ge=1, le=10)
+    rate: float = Field(default=0.045, ge=-0.05, le=0.25)
+    dividend_yield: float = Field(default=0.0, ge=0.0, le=0.25)
+    snapshot_ttl_s: int = Field(default=300, ge=5)
+
+
+class AnalyticsSettings(_Strict):
+    flip_grid_levels: int = Field(default=200, ge=10, le=2000)
+    flip_range_pct: float = Field(default=20.0, gt=0, le=50)
+    vpin_buckets: int = Field(default=50, ge=5)
+    min_minutes_to_expiry: float = Field(default=5.0, ge=0.5)
+
+
+class StrategySettings(_Strict):
+    enabled: bool = True
+    symbols: list[str] = Field(default_factory=list)
+    window: tuple[time, time]
+    qty: int = Field(default=1, ge=1)
+    min_confidence: float = Field(default=55.0, ge=0, le=100)
+    cooldown_s: int = Field(default=900, ge=0)
+    card_ttl_s: int = Field(default=300, ge=10)
+
+    @model_validator(mode="after")
+    def _window_order(self) -> StrategySettings:
+        if self.window[0] >= self.window[1]:
+            raise ValueError("window start must be before window end")
+        return self
+
+
+def _strategies_default() -> dict[str, StrategySettings]:
+    return {
+        "gamma_0dte": StrategySettings(symbols=["SPX", "SPY", "QQQ", "IWM"], window=(time(9, 45), time(15, 0)),
+                                       card_ttl_s=90),
+        "overnight_1dte": StrategySettings(symbols=["SPY", "QQQ", "IWM"], window=(time(15, 0), time(15, 45))),
+        "moc_imbalance": StrategySettings(symbols=["SPY", "QQQ", "IWM"], window=(time(15, 30), time(15, 50)),
+                                          card_ttl_s=60),
+        "directional_swing": StrategySettings(
+            symbols=["AAPL", "MSFT", "GOOGL", "AMZN", "NVDA", "META", "TSLA"],
+            window=(time(9, 45), time(15, 45)), card_ttl_s=900),
+    }
+
+
+class RiskSettings(_Strict):
+    account_value: float = Field(default=100_000.0, gt=0)
+    risk_per_trade_pct: dict[Literal["0dte", "1dte", "swing"], float] = Field(
+        default_factory=lambda: {"0dte": 2.0, "1dte": 3.0, "swing": 5.0})
+    daily_loss_warn_pct: float = Field(default=4.0, gt=0, le=100)
+    daily_loss_halt_pct: float = Field(default=6.0, gt=0, le=100)
+    max_open_positions: int = Field(default=6, ge=1)
+    max_same_direction: int = Field(default=3, ge=1)
+    max_spread_pct_of_mid: float = Field(default=10.0, gt=0)
+    max_quote_age_s: float = Field(default=15.0, gt=0)
+    max_data_age_s: float = Field(default=60.0, gt=0)
+    no_new_0dte_after: time = time(15, 30)
+
+    @model_validator(mode="after")
+    def _warn_below_halt(self) -> RiskSettings:
+        if self.daily_loss_warn_pct >= self.daily_loss_halt_pct:
+            raise ValueError("daily_loss_warn_pct must be below daily_loss_halt_pct")
+        return self
+
+
+class ExecutionSettings(_Strict):
+    broker: Literal["paper", "ibkr"] = "paper"
+    commission_per_contract: float = Field(default=0.65, ge=0)
+    reprice_after_s: float = Field(default=30.0, gt=0)
+    reprice_step_pct_of_spread: float = Field(default=25.0, gt=0, le=100)
+    max_reprices: int = Field(default=2, ge=0)
+    order_timeout_s: float = Field(default=120.0, gt=0)
+    cancel_spread_pct_of_mid: float = Field(default=10.0, gt=0)
+
+
+class OverseerSettings(_Strict):
+    model: str = "claude-sonnet-4-5"
+    timeout_s: float = Field(default=8.0, gt=0)
+    max_retries: int = Field(default=2, ge=0)
+    max_calls_per_minute: int = Field(default=20, ge=1)
+    max_tokens_per_day: int = Field(default=500_000, ge=1_000)
+    cache_ttl_s: int = Field(default=600, ge=0)
+    anomaly_interval_s: int = Field(default=30, ge=1)
+    stale_feed_s: dict[str, float] = Field(default_factory=lambda: {"quotes": 30.0, "chains": 180.0})
+    price_divergence_pct: float = Field(default=0.5, gt=0)
+    slippage_spike_pct: float = Field(default=15.0, gt=0)
+    drawdown_warn_pct: float = Field(default=4.0, gt=0)
+    drawdown_critical_pct: float = Field(default=6.0, gt=0)
+
+
+class ApprovalSettings(_Strict):
+    policy: Literal["manual", "auto", "auto_if"] = "manual"
+    auto_if_max_risk_pct: float = Field(default=1.0, gt=0, le=100)
+
+
+class TelegramAlerts(_Strict):
+    fills: Literal["on", "silent", "off"] = "on"
+    closes: Literal["on", "silent", "off"] = "on"
+    warnings: Literal["on", "silent", "off"] = "on"
+    critical: Literal["on", "silent", "off"] = "on"
+
+
+class TelegramSettings(_Strict):
+    enabled: bool = False
+    per_chat_messages_per_s: float = Field(default=1.0, gt=0)
+    max_message_chars: int = Field(default=4096, ge=100, le=4096)
+    alerts: TelegramAlerts = Field(default_factory=TelegramAlerts)
+
+
+class TierSettings(_Strict):
+    delay_s: int = Field(ge=0)
+
+
+class DistributionSettings(_Strict):
+    tiers: dict[Literal["premium", "basic", "free"], TierSettings] = Field(default_factory=lambda: {
+        "premium": TierSettings(delay_s=0), "basic": TierSettings(delay_s=60), "free": TierSettings(delay_s=300)})
+    channels: list[Literal["discord", "x", "reddit", "outbox"]] = Field(
+        default_factory=lambda: ["discord", "x", "reddit"])
+    sink: Literal["outbox", "live"] = "outbox"
+    max_attempts: int = Field(default=6, ge=1)
+    backoff_base_s: float = Field(default=2.0, gt=0)
+    backoff_max_s: float = Field(default=300.0, gt=0)
+    subreddit: str = "quanticity"
+
+    @field_validator("tiers")
+    @classmethod
+    def _all_tiers(cls, v: dict) -> dict:
+        missing = {"premium", "basic", "free"} - set(v)
+        if missing:
+            raise ValueError(f"missing tiers: {sorted(missing)}")
+        return v
+
+
+class ReportSettings(_Strict):
+    premarket: time = time(8, 30)
+    intraday: time = time(13, 0)
+    close: time = time(16, 10)
+    out_dir: str = "var/reports"
+    require_approval: bool = True
+
+
+class MetricsSettings(_Strict):
+    enabled: bool = True
+    port: int = Field(default=9108, ge=0, le=65535)
+
+
+class LoggingSettings(_Strict):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    json_output: bool = False
+
+
+class DemoSettings(_Strict):
+    seed: int = 7
+    out_dir: str = "var/demo"
+    start: time = time(8, 30)
+    end: time = time(16, 15)
+    feed_gap_symbol: str | None = "QQQ"
+    feed_gap_start: time = time(11, 0)
+    feed_gap_minutes: int = Field(default=3, ge=0)
+    approve_reports: bool = True
+
+
+class Settings(_Strict):
+    mode: Mode = Mode.DEMO
+    redis: RedisSettings = Field(default_factory=RedisSettings)
+    market: MarketSettings = Field(default_factory=MarketSettings)
+    analytics: AnalyticsSettings = Field(default_factory=AnalyticsSettings)
+    strategies: dict[str, StrategySettings] = Field(default_factory=_strategies_default)
+    risk: RiskSettings = Field(default_factory=RiskSettings)
+    execution: ExecutionSettings = Field(default_factory=ExecutionSettings)
+    overseer: OverseerSettings = Field(default_factory=OverseerSettings)
+    approval: ApprovalSettings = Field(default_factory=ApprovalSettings)
+    telegram: TelegramSettings = Field(default_factory=TelegramSettings)
+    distribution: DistributionSettings = Field(default_factory=DistributionSettings)
+    reports: ReportSettings = Field(default_factory=ReportSettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+    logging: LoggingSettings = Field(default_factory=LoggingSettings)
+    demo: DemoSettings = Field(default_factory=DemoSettings)

@@ -1,0 +1,1 @@
+"""Operator controls that any service may read: the persistent halt."""

@@ -1,0 +1,1 @@
+"""Market data: the option-chain container, the deterministic simulator, vendor feeds."""

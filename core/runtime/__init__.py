@@ -1,0 +1,1 @@
+"""Running services: the Service base, the live and lock-step runners, metrics, logging."""

@@ -1,0 +1,17 @@
+"""Prometheus metrics (exposed on ``metrics.port`` in ``run`` mode)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram, start_http_server
+
+HANDLED = Counter("quanticity_events_handled_total", "Events handled", ["service"])
+ERRORS = Counter("quanticity_handler_errors_total", "Handler failures", ["service"])
+REJECTED = Counter("quanticity_rejections_total", "Rejected inputs (bad data, refused signals)",
+                   ["service", "reason"])
+LATENCY = Histogram("quanticity_handle_seconds", "Event handling latency", ["service"],
+                    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0))
+TIMER_RUNS = Counter("quanticity_timer_runs_total", "Timer ticks run", ["service"])
+
+
+def serve(port: int) -> None:
+    start_http_server(port, addr="127.0.0.1")

@@ -1,0 +1,76 @@
+"""The Service base class. Every stage is one: a stream processor with optional
+timers, the same code in every run mode.
+
+- ``streams``: event streams it consumes (consumer group = service name).
+- ``handle(event, tx)``: queue outputs on ``tx``; they commit atomically with the ack.
+- ``interval_s`` + ``on_timer(now)``: periodic work on the service clock.
+- ``next_due(now)``: earliest scheduled work (e.g. a sorted-set queue) so the
+  lock-step runner can jump exactly to it; the live runner polls it.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from core.bus.bus import Bus, Tx
+from core.bus.events import Event
+from core.bus.keys import Keys
+from core.clock.calendar import NyseCalendar
+from core.clock.clock import Clock
+from core.config.model import Settings
+from core.config.secrets import Secrets
+
+
+@dataclass
+class Context:
+    settings: Settings
+    secrets: Secrets
+    bus: Bus
+    clock: Clock
+    calendar: NyseCalendar
+    out_dir: str | None = None  # demo output folder (outbox, reports)
+    extras: dict[str, Any] = field(default_factory=dict)  # runtime handles (e.g. the simulator)
+
+    @property
+    def redis(self) -> aioredis.Redis:
+        return self.bus.redis
+
+    @property
+    def keys(self) -> Keys:
+        return self.bus.keys
+
+
+class Service:
+    name: str = "service"
+    streams: tuple[str, ...] = ()
+    interval_s: float | None = None
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self.bus = ctx.bus
+        self.redis = ctx.redis
+        self.keys = ctx.keys
+        self.clock = ctx.clock
+        self.settings = ctx.settings
+        self.log = logging.getLogger(f"quanticity.{self.name}")
+
+    async def start(self) -> None:
+        """Called once before any event or timer."""
+
+    async def stop(self) -> None:
+        """Called once at shutdown (after the event in hand is finished and acked)."""
+
+    async def handle(self, event: Event, tx: Tx) -> None:
+        """Handle one event from ``streams``."""
+
+    async def on_timer(self, now: datetime) -> None:
+        """Periodic work every ``interval_s`` and whenever ``next_due`` has come."""
+
+    async def next_due(self, now: datetime) -> datetime | None:
+        """Earliest time this service has scheduled work (None = nothing scheduled)."""
+        return None
