@@ -62,24 +62,22 @@ class Consumer:
                 res = await self.bus.redis.xautoclaim(key, self.group, self.name, self.claim_idle_ms,
                                                       start_id=start, count=self.batch)
                 start, entries = res[0], res[1]
-                for entry_id, fields in entries:
-                    if fields is None:
-                        continue
-                    n += await self._one(handler, key, entry_id, fields)
+                n += await self._batch(handler, key, [(i, f) for i, f in entries if f is not None])
                 if start in ("0-0", b"0-0") or not entries:
                     break
         return n
 
     async def _read(self, handler: Handler, key: str, from_id: str) -> int:
-        resp = await self.bus.redis.xreadgroup(self.group, self.name, {key: from_id}, count=self.batch)
+        """Re-read this consumer's own pending entries after ``from_id`` (cursor-paged)."""
         n = 0
-        for _stream, entries in resp or []:
-            for entry_id, fields in entries:
-                if not fields:  # deleted entry still pending
-                    await self.bus.redis.xack(key, self.group, entry_id)
-                    continue
-                n += await self._one(handler, key, entry_id, fields)
-        return n
+        cursor = from_id
+        while True:
+            resp = await self.bus.redis.xreadgroup(self.group, self.name, {key: cursor}, count=self.batch)
+            entries = resp[0][1] if resp else []
+            if not entries:
+                return n
+            n += await self._batch(handler, key, entries)
+            cursor = entries[-1][0]
 
     async def poll(self, handler: Handler, block_ms: int | None = None) -> int:
         """Handle what is available now (or wait up to ``block_ms``); returns entries processed."""
@@ -96,8 +94,36 @@ class Consumer:
         resp = await self.bus.redis.xreadgroup(self.group, self.name, streams, count=self.batch,
                                                block=block_ms)
         for key, entries in resp or []:
-            for entry_id, fields in entries:
-                n += await self._one(handler, key, entry_id, fields)
+            n += await self._batch(handler, key, entries)
+        return n
+
+    async def _batch(self, handler: Handler, key: str, entries: list[tuple[str, dict[str, Any]]]) -> int:
+        """Decode once, check every handled-marker in one round trip, then handle in order."""
+        decoded: list[Event | BadEvent | None] = []
+        for _entry_id, fields in entries:
+            if not fields:
+                decoded.append(None)
+                continue
+            try:
+                decoded.append(decode(fields))
+            except BadEvent as exc:
+                decoded.append(exc)
+        ids = [d.id for d in decoded if isinstance(d, Event)]
+        done: set[str] = set()
+        if ids:
+            pipe = self.bus.redis.pipeline(transaction=False)
+            for i in ids:
+                pipe.exists(self.bus.keys.done(self.group, i))
+            done = {i for i, hit in zip(ids, await pipe.execute(), strict=True) if hit}
+        n = 0
+        for (entry_id, fields), item in zip(entries, decoded, strict=True):
+            if item is None or (isinstance(item, Event) and item.id in done):
+                await self.bus.redis.xack(key, self.group, entry_id)
+            else:
+                handled = await self._one(handler, key, entry_id, fields, item)
+                if handled and isinstance(item, Event):
+                    done.add(item.id)  # the same event twice in one batch
+            n += 1
         return n
 
     async def _dead_letter(self, key: str, entry_id: str, fields: dict[str, Any], error: str) -> None:
@@ -109,21 +135,26 @@ class Consumer:
         pipe.hdel(self.bus.keys.tries(self.group), entry_id)
         await pipe.execute()
 
-    async def _one(self, handler: Handler, key: str, entry_id: str, fields: dict[str, Any]) -> int:
+    async def _one(self, handler: Handler, key: str, entry_id: str, fields: dict[str, Any],
+                   decoded: Event | BadEvent | None = None) -> int:
+        """Handle one entry; returns 1 when the handler ran and committed, else 0."""
         redis = self.bus.redis
+        checked = decoded is not None
         try:
-            event = decode(fields)
+            if isinstance(decoded, BadEvent):
+                raise decoded
+            event = decoded if isinstance(decoded, Event) else decode(fields)
         except BadEvent as exc:
             self.rejected += 1
             metrics.REJECTED.labels(self.group, "bad_event").inc()
             log.warning("group=%s stream=%s entry=%s rejected malformed event: %s", self.group, key,
                         entry_id, exc)
             await self._dead_letter(key, entry_id, fields, f"malformed: {exc}")
-            return 1
+            return 0
         done_key = self.bus.keys.done(self.group, event.id)
-        if await redis.exists(done_key):
+        if not checked and await redis.exists(done_key):
             await redis.xack(key, self.group, entry_id)
-            return 1
+            return 0
         started = time.perf_counter()
         tx = self.bus.tx()
         try:
@@ -139,7 +170,7 @@ class Consumer:
                 await self._dead_letter(key, entry_id, fields, f"{type(exc).__name__}: {exc}")
             else:
                 self._retry_pending = True
-            return 1
+            return 0
         tx.pipe.set(done_key, "1", ex=self.processed_ttl_s)
         tx.pipe.xack(key, self.group, entry_id)
         await tx.commit()

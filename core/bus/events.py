@@ -76,7 +76,7 @@ def decode(fields: dict[Any, Any]) -> Event:
 
 # ---------------------------------------------------------------- market data
 class QuoteEvent(Event):
-    STREAM: ClassVar[str] = "market"
+    STREAM: ClassVar[str] = "quotes"
     type: Literal["market.quote"] = "market.quote"
     symbol: str
     bid: float
@@ -114,9 +114,30 @@ class FlowEvent(Event):
     blocks: int = 0
     net_call_premium: float = 0
     net_put_premium: float = 0
+    dark_buy_volume: float = 0
+    dark_sell_volume: float = 0
     alerts: list[dict[str, Any]] = Field(default_factory=list)
     price_change: float = 0
     volume: float = 0
+    last: float = 0
+
+
+class OptionQuoteEvent(Event):
+    """Quote of one watched option contract (working orders, open positions), every tick."""
+
+    STREAM: ClassVar[str] = "market"
+    type: Literal["market.option_quote"] = "market.option_quote"
+    symbol: str
+    contract_key: str
+    expiry: str
+    strike: float
+    right: str
+    bid: float
+    ask: float
+    bid_size: float = 0
+    ask_size: float = 0
+    quote_ts: int
+    underlying: float = 0
 
 
 class ImbalanceEvent(Event):
@@ -180,12 +201,17 @@ class ApprovalEvent(Event):
     STREAM: ClassVar[str] = "approvals"
     type: Literal["approval.decision"] = "approval.decision"
     signal: Signal
-    decision: Literal["approved", "rejected", "expired"]
+    decision: Literal["pending", "approved", "rejected", "expired"]
     qty: int = 0
     decided_by: str
     policy: str
     verdict: str = ""
     explanation: str = ""
+    expires_ts: int = 0  # pending cards: when the card expires (epoch ms)
+    concerns: list[str] = Field(default_factory=list)
+    ai_status: str = ""
+    premium_at_risk: float = 0
+    risk_pct: float = 0
 
 
 # ---------------------------------------------------------------- execution
@@ -206,6 +232,25 @@ class OrderEvent(Event):
     avg_price: float | None = None
     reason: str = ""
     position_id: str | None = None
+
+
+class OrderRequestEvent(Event):
+    """Ask the execution service to trade: exits from the position manager, flatten, /close."""
+
+    STREAM: ClassVar[str] = "order_requests"
+    type: Literal["order.request"] = "order.request"
+    request_id: str  # idempotency key
+    position_id: str
+    symbol: str
+    expiry: str
+    strike: float
+    right: str
+    multiplier: int = 100
+    side: Literal["SELL"] = "SELL"  # the system only ever sells what it holds
+    qty: int
+    order_type: Literal["LMT", "MKT"] = "MKT"
+    limit: float | None = None
+    reason: str = ""
 
 
 class FillEvent(Event):
@@ -298,7 +343,7 @@ class ReportEvent(Event):
     STREAM: ClassVar[str] = "reports"
     type: Literal["report"] = "report"
     kind: Literal["premarket", "intraday", "close"]
-    status: Literal["built", "approved", "rejected", "published"]
+    status: Literal["built", "pending_approval", "approved", "rejected", "expired", "published"]
     path: str = ""
     summary: str = ""
     by: str = ""

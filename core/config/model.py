@@ -124,6 +124,18 @@ class OverseerSettings(_Strict):
     slippage_spike_pct: float = Field(default=15.0, gt=0)
     drawdown_warn_pct: float = Field(default=4.0, gt=0)
     drawdown_critical_pct: float = Field(default=6.0, gt=0)
+    # --- added by the overseer (documented in config/default.yaml, overseer section)
+    review_max_tokens: int = Field(default=700, ge=64, le=8192)  # output tokens of one signal review
+    narrative_max_tokens: int = Field(default=300, ge=32, le=4096)  # output tokens of one narrative
+    slippage_window: int = Field(default=5, ge=1, le=100)  # entry fills averaged for slippage spikes
+    broker_down_critical_s: float = Field(default=120.0, gt=0)  # broker down this long: CRITICAL
+    degradation_window: int = Field(default=20, ge=5, le=500)  # closed trades per strategy judged
+    degradation_min_trades: int = Field(default=10, ge=1)  # trades before win rate/loss size count
+    baseline_win_rate_pct: float = Field(default=50.0, ge=0, le=100)  # expected win rate, every strategy
+    strategy_baseline_win_rate_pct: dict[str, float] = Field(default_factory=dict)  # per-strategy override
+    win_rate_margin_pts: float = Field(default=10.0, ge=0, le=100)  # flag: win rate this far under
+    loss_win_ratio: float = Field(default=1.5, gt=0)  # flag: avg loss > this x avg win
+    max_losing_streak: int = Field(default=5, ge=2)  # flag: this many losses in a row
 
 
 class ApprovalSettings(_Strict):
@@ -159,6 +171,22 @@ class DistributionSettings(_Strict):
     backoff_base_s: float = Field(default=2.0, gt=0)
     backoff_max_s: float = Field(default=300.0, gt=0)
     subreddit: str = "quanticity"
+    # how Discord is reached in "live": bot (threads, reconciliation) or webhook (simpler, no threads)
+    discord_mode: Literal["bot", "webhook"] = "bot"
+    # a claimed delivery is hidden this long; after a crash it is reconciled once the lease ends
+    inflight_lease_s: float = Field(default=120.0, gt=0)
+    # 429 answers do not count as failed attempts; after this many a delivery is dead-lettered anyway
+    max_rate_limit_retries: int = Field(default=50, ge=1)
+    # timeout of one post (a timeout is an "unknown outcome": reconciled before the next attempt)
+    post_timeout_s: float = Field(default=20.0, gt=0)
+    # recent posts scanned per platform when reconciling an in-flight delivery
+    reconcile_scan_limit: int = Field(default=100, ge=5, le=100)
+    # free-tier result teasers show the % return (never a price, strike or size)
+    free_result_pct: bool = True
+    # public URL prefix of report files (the post links <prefix>/<file name>); None = name the file only
+    report_base_url: str | None = None
+    # how long delivery records (status, message id) are kept after completion (s)
+    record_ttl_s: int = Field(default=30 * 86400, ge=3600)
 
     @field_validator("tiers")
     @classmethod

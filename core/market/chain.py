@@ -63,3 +63,11 @@ class OptionChain:
             strike=f, is_call=np.zeros(0, dtype=bool), bid=f.copy(), ask=f.copy(), iv=f.copy(),
             open_interest=f.copy(), volume=f.copy(), delta=f.copy(), gamma=f.copy(),
         )
+
+
+def displayed_size(open_interest: np.ndarray | float) -> np.ndarray:
+    """Contracts shown at the top of an option's book when the source gives no size:
+    grows with open interest, 5 to 250. One rule for the market service's option
+    quotes and the analytics' liquidity grade, so both see the same book."""
+    oi = np.asarray(open_interest, dtype=np.float64)
+    return np.clip(np.floor(np.nan_to_num(oi) / 40.0) + 5.0, 5.0, 250.0)

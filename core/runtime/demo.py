@@ -1,0 +1,200 @@
+"""The demo day: every service in lock-step on a SimClock over one NYSE session.
+
+Writes to ``out``: ``journal.jsonl`` (every bus event in creation order),
+``outbox.jsonl`` (written by the outbox sink), ``reports/`` (by the report
+service) and whatever the ``finalizers`` add (``outbox.html``). Returns the
+summary dict printed by ``main.py demo --json``.
+
+Determinism: ids come from a seeded factory and time from the SimClock, the
+Redis key prefix is private to the run and wiped first, so the same seed and
+date give the same journal and outbox byte for byte (``wall_seconds`` aside).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+from core.bus.bus import Bus
+from core.bus.connection import RedisHandle, connect
+from core.bus.events import ALL_STREAMS, NY, Event, decode
+from core.bus.ids import IdFactory
+from core.bus.keys import Keys
+from core.clock.calendar import NyseCalendar
+from core.clock.clock import SimClock
+from core.config.model import Settings
+from core.config.secrets import Secrets
+from core.runtime.service import Context, Service
+from core.runtime.sim_runner import SimRunner
+
+ServiceBuilder = Callable[[Context], Sequence[Service]]
+Finalizer = Callable[[Path], None]
+
+
+async def _wipe(handle: RedisHandle, keys: Keys) -> None:
+    batch: list[str] = []
+    async for key in handle.client.scan_iter(match=keys.pattern(), count=1000):
+        batch.append(key)
+        if len(batch) >= 500:
+            await handle.client.delete(*batch)
+            batch.clear()
+    if batch:
+        await handle.client.delete(*batch)
+
+
+async def read_journal(bus: Bus) -> list[Event]:
+    events: list[Event] = []
+    for stream in ALL_STREAMS:
+        key = bus.keys.stream(stream)
+        last = "-"
+        while True:
+            rows = await bus.redis.xrange(key, min=last, max="+", count=5000)
+            if last != "-" and rows:
+                rows = rows[1:]
+            if not rows:
+                break
+            for _entry, fields in rows:
+                events.append(decode(fields))
+            last = rows[-1][0]
+    events.sort(key=lambda e: e.id)
+    return events
+
+
+def journal_line(ev: Event) -> str:
+    body = ev.model_dump(mode="json")
+    body["ts"] = ev.iso_ny()
+    ordered = {"type": body.pop("type"), "ts": body.pop("ts"), "correlation_id": body.pop("correlation_id"),
+               "id": body.pop("id"), **body}
+    return json.dumps(ordered, sort_keys=False, separators=(",", ":"))
+
+
+def summarize(events: list[Event], outbox_path: Path, reports: list[str], sim_seconds: float,
+              wall_seconds: float, session_day: date) -> dict[str, Any]:
+    types = Counter(e.type for e in events)
+    verdicts = [e for e in events if e.type == "review.verdict"]
+    approvals = [e for e in events if e.type == "approval.decision"]
+    positions = [e for e in events if e.type == "position.update"]
+    orders = {getattr(e, "order_id") for e in events if e.type in ("order.update", "order.fill")}
+    closed = [p for p in positions if getattr(p, "kind") == "closed"]
+    messages: dict[str, Any] = {"discord": {"premium": 0, "basic": 0, "free": 0}, "x": 0, "reddit": 0}
+    replies = 0
+    if outbox_path.exists():
+        for line in outbox_path.read_text(encoding="utf-8").splitlines():
+            m = json.loads(line)
+            if m["channel"] == "discord":
+                messages["discord"][m["tier"]] = messages["discord"].get(m["tier"], 0) + 1
+            else:
+                messages[m["channel"]] = messages.get(m["channel"], 0) + 1
+            replies += 1 if m.get("reply_to") else 0
+    return {
+        "session_date": session_day.isoformat(),
+        "signals": types["signal.new"],
+        "approved": sum(1 for a in approvals if getattr(a, "decision") == "approved"),
+        "rejected": sum(1 for v in verdicts if getattr(v, "decision") == "reject")
+        + sum(1 for a in approvals if getattr(a, "decision") == "rejected"),
+        "orders": len(orders),
+        "fills": types["order.fill"],
+        "positions_opened": sum(1 for p in positions if getattr(p, "kind") == "entry"),
+        "positions_closed": len(closed),
+        "realized_pnl": round(sum(getattr(p, "realized_pnl") for p in closed), 2),
+        "messages": messages,
+        "thread_replies": replies,
+        "reports": reports,
+        "sim_seconds": round(sim_seconds, 1),
+        "wall_seconds": round(wall_seconds, 2),
+    }
+
+
+class _Progress:
+    def __init__(self, bus: Bus, enabled: bool) -> None:
+        self.enabled = enabled
+        self.bus = bus
+        self.fills = 0
+        self.messages = 0
+        self._last_minute = -1
+        bus.on_publish(self._count)
+
+    def _count(self, streams: set[str]) -> None:
+        pass  # counts are read from Redis at each simulated minute (cheap XLEN)
+
+    async def step(self, now: datetime) -> None:
+        if not self.enabled:
+            return
+        ny = now.astimezone(NY)
+        minute = ny.hour * 60 + ny.minute
+        if minute == self._last_minute or ny.minute % 5:
+            return
+        self._last_minute = minute
+        r, k = self.bus.redis, self.bus.keys
+        fills = await r.xlen(k.stream("orders"))
+        msgs = await r.xlen(k.stream("deliveries"))
+        sys.stderr.write(f"\r  simulated {ny:%H:%M} New York | order events {fills:4d} | deliveries {msgs:4d} ")
+        sys.stderr.flush()
+
+    def done(self) -> None:
+        if self.enabled:
+            sys.stderr.write("\n")
+
+
+async def run_demo(settings: Settings, secrets: Secrets, day: date, seed: int, out: Path,
+                   build: ServiceBuilder, finalizers: Sequence[Finalizer] = (), progress: bool = True,
+                   redis_url: str | None = None) -> dict[str, Any]:
+    cal = NyseCalendar()
+    session = cal.session(day)
+    start = session.at(settings.demo.start)
+    end = session.at(settings.demo.end)
+    wall0 = time.perf_counter()
+
+    if out.exists():
+        for name in ("journal.jsonl", "outbox.jsonl", "outbox.html"):
+            (out / name).unlink(missing_ok=True)
+        shutil.rmtree(out / "reports", ignore_errors=True)
+    out.mkdir(parents=True, exist_ok=True)
+
+    handle = await connect(redis_url or settings.redis.url, fallback=settings.redis.embedded_fallback,
+                           timeout=settings.redis.connect_timeout_s)
+    if progress:
+        print(f"redis: {handle.description}", file=sys.stderr)
+    keys = Keys(f"{settings.redis.key_prefix}.demo.{seed}.{day:%Y%m%d}")
+    try:
+        await _wipe(handle, keys)
+        clock = SimClock(start)
+        bus = Bus(handle.client, keys, clock, IdFactory(seed), maxlen=settings.redis.stream_maxlen,
+                  source="demo")
+        ctx = Context(settings=settings, secrets=secrets, bus=bus, clock=clock, calendar=cal,
+                      out_dir=str(out), extras={"seed": seed, "session_day": day})
+        services = list(build(ctx))
+        prog = _Progress(bus, progress)
+        if progress:
+            print(f"demo: session {day} ({'early close ' if session.early_close else ''}"
+                  f"{session.open:%H:%M}-{session.close:%H:%M} New York), seed {seed}, "
+                  f"{len(services)} services: {', '.join(s.name for s in services)}", file=sys.stderr)
+        runner = SimRunner(services, clock)
+        await runner.run(start, end, on_step=prog.step)
+        prog.done()
+        events = await read_journal(bus)
+        with (out / "journal.jsonl").open("w", encoding="utf-8") as fh:
+            for ev in events:
+                fh.write(journal_line(ev) + "\n")
+        for fin in finalizers:
+            fin(out)
+        reports = sorted(str(p) for p in (out / "reports").glob("*.html")) if (out / "reports").exists() else []
+        summary = summarize(events, out / "outbox.jsonl", reports, (end - start).total_seconds(),
+                            time.perf_counter() - wall0, day)
+        if progress:
+            print(f"demo: {summary['signals']} signals, {summary['fills']} fills, "
+                  f"{summary['positions_closed']} closed, realized {summary['realized_pnl']:+.2f}, "
+                  f"{sum(summary['messages']['discord'].values()) + summary['messages']['x'] + summary['messages']['reddit']}"
+                  f" messages, {len(reports)} report(s) in {summary['wall_seconds']:.1f}s -> {out}/",
+                  file=sys.stderr)
+        return summary
+    finally:
+        await _wipe(handle, keys)
+        await handle.close()

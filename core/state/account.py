@@ -1,0 +1,118 @@
+"""Account state (hash ``account``) and the risk view other services check against.
+
+Fields of ``account``: ``account_value`` (start-of-day equity), ``day`` (NY date the
+day fields belong to), ``realized_today``, ``unrealized`` (marked by the position
+manager), ``peak_equity`` (intraday, for drawdown), ``premium_open`` (cost of open
+positions). Open positions live in hash ``positions`` (position_id -> JSON); each
+carries at least symbol, strategy, right, qty_open, avg_entry, multiplier, expiry,
+strike. Strategy switches: hash ``strategies`` (name -> "enabled"/"disabled").
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+
+import redis.asyncio as aioredis
+
+from core.bus.keys import Keys
+from core.clock.calendar import NY
+from core.config.model import Settings
+from core.control.halt import is_halted
+from core.risk.state import OpenPosition, RiskState
+
+
+@dataclass(frozen=True)
+class Account:
+    account_value: float
+    day: str
+    realized_today: float
+    unrealized: float
+    peak_equity: float
+    premium_open: float
+
+    @property
+    def daily_pnl(self) -> float:
+        return self.realized_today + self.unrealized
+
+    @property
+    def equity(self) -> float:
+        return self.account_value + self.daily_pnl
+
+    @property
+    def drawdown_pct(self) -> float:
+        peak = max(self.peak_equity, self.account_value)
+        return 0.0 if peak <= 0 else max(0.0, (peak - self.equity) / peak * 100.0)
+
+
+async def read_account(redis: aioredis.Redis, keys: Keys, settings: Settings, now: datetime) -> Account:
+    h = await redis.hgetall(keys.hash("account"))
+    today = now.astimezone(NY).date().isoformat()
+    base = float(h.get("account_value") or settings.risk.account_value)
+    if h.get("day") != today:  # a new day: day fields start from zero (rolled by the position manager)
+        return Account(base, today, 0.0, float(h.get("unrealized") or 0.0), base,
+                       float(h.get("premium_open") or 0.0))
+    return Account(base, today, float(h.get("realized_today") or 0.0), float(h.get("unrealized") or 0.0),
+                   float(h.get("peak_equity") or base), float(h.get("premium_open") or 0.0))
+
+
+async def open_positions(redis: aioredis.Redis, keys: Keys) -> list[dict]:
+    raw = await redis.hgetall(keys.hash("positions"))
+    out = []
+    for pid in sorted(raw):
+        try:
+            p = json.loads(raw[pid])
+        except ValueError:
+            continue
+        if int(p.get("qty_open", 0)) > 0:
+            out.append(p)
+    return out
+
+
+async def disabled_strategies(redis: aioredis.Redis, keys: Keys, settings: Settings) -> list[str]:
+    switches = await redis.hgetall(keys.hash("strategies"))
+    names = set(settings.strategies) | set(switches)
+    out = []
+    for name in sorted(names):
+        cfg = settings.strategies.get(name)
+        state = switches.get(name)
+        if state == "disabled" or (state is None and cfg is not None and not cfg.enabled):
+            out.append(name)
+    return out
+
+
+async def data_ages(redis: aioredis.Redis, keys: Keys, symbols: list[str], now: datetime) -> dict[str, float]:
+    """Seconds since each symbol's last quote (source timestamp); missing = very stale."""
+    now_ms = int(now.timestamp() * 1000)
+    vals = await redis.mget([keys.snapshot("quote", s) for s in symbols]) if symbols else []
+    ages: dict[str, float] = {}
+    for sym, raw in zip(symbols, vals, strict=True):
+        if raw is None:
+            ages[sym] = float("inf")
+            continue
+        try:
+            ages[sym] = max(0.0, (now_ms - int(json.loads(raw)["quote_ts"])) / 1000.0)
+        except (ValueError, KeyError, TypeError):
+            ages[sym] = float("inf")
+    return ages
+
+
+async def load_risk_state(redis: aioredis.Redis, keys: Keys, settings: Settings, now: datetime,
+                          symbols: list[str] | None = None) -> RiskState:
+    acct = await read_account(redis, keys, settings, now)
+    positions = await open_positions(redis, keys)
+    ages = await data_ages(redis, keys, symbols if symbols is not None else list(settings.market.symbols), now)
+    return RiskState(
+        account_value=acct.account_value,
+        buying_power=max(0.0, acct.account_value + acct.realized_today - acct.premium_open),
+        daily_pnl=acct.daily_pnl,
+        open_positions=[OpenPosition(symbol=p.get("symbol", ""), strategy=p.get("strategy", ""),
+                                     right=p.get("right"), qty=int(p.get("qty_open", 0)),
+                                     entry_price=float(p.get("avg_entry", 0.0)),
+                                     multiplier=int(p.get("multiplier", 100)), expiry=p.get("expiry"),
+                                     strike=p.get("strike")) for p in positions],
+        halted=await is_halted(redis, keys),
+        disabled_strategies=await disabled_strategies(redis, keys, settings),
+        data_age_s={k: (v if v != float("inf") else 1e9) for k, v in ages.items()},
+    )

@@ -1,0 +1,58 @@
+"""What ``main.py status`` and Telegram ``/status`` show: one read of the shared state."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from core.bus.bus import Bus
+from core.config.model import Settings
+from core.control.halt import read_halt
+from core.state.account import data_ages, open_positions, read_account
+
+
+async def collect_status(bus: Bus, settings: Settings) -> dict[str, Any]:
+    now = bus.clock.now()
+    redis, keys = bus.redis, bus.keys
+    halt = await read_halt(redis, keys)
+    acct = await read_account(redis, keys, settings, now)
+    positions = await open_positions(redis, keys)
+    ages = await data_ages(redis, keys, list(settings.market.symbols), now)
+    broker = await redis.hgetall(keys.hash("broker"))
+    policy = await redis.hget(keys.hash("runtime"), "approval_policy") or settings.approval.policy
+    pending = await redis.zcard(keys.zset("cards"))
+    return {
+        "now": now.isoformat(),
+        "mode": settings.mode.value,
+        "approval_policy": policy,
+        "halted": halt.halted,
+        "halt_reason": halt.reason,
+        "halted_by": halt.by,
+        "broker_connected": broker.get("connected") == "1" if broker else None,
+        "broker": broker.get("name") if broker else None,
+        "account_value": acct.account_value,
+        "daily_pnl": round(acct.daily_pnl, 2),
+        "realized_today": round(acct.realized_today, 2),
+        "unrealized": round(acct.unrealized, 2),
+        "drawdown_pct": round(acct.drawdown_pct, 3),
+        "open_positions": len(positions),
+        "positions": positions,
+        "pending_cards": pending,
+        "feed_age_s": {k: (None if v == float("inf") else round(v, 1)) for k, v in ages.items()},
+    }
+
+
+def format_status(s: dict[str, Any]) -> str:
+    lines = [
+        f"mode {s['mode']} · approval {s['approval_policy']} · "
+        + (f"HALTED ({s['halt_reason']} by {s['halted_by']})" if s["halted"] else "trading enabled"),
+        f"broker: {'connected' if s['broker_connected'] else 'not connected' if s['broker_connected'] is False else 'unknown'}",
+        f"day P&L {s['daily_pnl']:+,.2f} (realized {s['realized_today']:+,.2f}) on {s['account_value']:,.0f}; "
+        f"drawdown {s['drawdown_pct']:.2f}%",
+        f"open positions {s['open_positions']} · pending approvals {s['pending_cards']}",
+        "feeds: " + ", ".join(f"{k} {'n/a' if v is None else f'{v:.0f}s'}" for k, v in s["feed_age_s"].items()),
+    ]
+    for p in s["positions"]:
+        lines.append("  " + json.dumps({k: p.get(k) for k in ("symbol", "expiry", "strike", "right", "qty_open",
+                                                                "avg_entry", "stop")}))
+    return "\n".join(lines)

@@ -1,0 +1,393 @@
+"""Quanticity command line: wires services together; nothing else lives here.
+
+    python main.py demo [--seed N] [--date YYYY-MM-DD] [--out DIR] [--json]
+    python main.py run --mode live|dry-run|demo [--services a,b]
+    python main.py status [--json] | halt --reason TEXT | resume
+    python main.py check-config [--config FILE]
+    python main.py analytics CHAIN.json
+    python main.py overseer review SIGNAL.json [--state STATE.json]
+
+Exit codes: 0 ok, 1 runtime failure, 2 bad input / configuration / unreachable Redis.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from collections.abc import Callable
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+from core.config import ConfigError, Secrets, Settings, load_secrets, load_settings
+
+ROOT = Path(__file__).resolve().parent
+DEMO_OVERLAY = ROOT / "config" / "demo.yaml"
+
+# Lock-step order matters only for tie-breaking inside one simulated instant.
+SERVICE_ORDER = ("market", "analytics", "signals", "overseer", "approvals", "execution", "positions",
+                 "anomaly", "reports", "distributor", "telegram")
+
+
+class UsageError(Exception):
+    """Bad command-line input: printed on one line, exit 2."""
+
+
+def _fail(msg: str, code: int = 2) -> int:
+    print(f"error: {msg}", file=sys.stderr)
+    return code
+
+
+# ------------------------------------------------------------------ wiring
+def service_factories() -> dict[str, Callable[[Any], Any]]:
+    """Name -> constructor(ctx). Imports are local so light commands stay fast."""
+
+    def market(ctx: Any) -> Any:
+        from core.market.service import MarketDataService
+
+        return MarketDataService(ctx)
+
+    def analytics(ctx: Any) -> Any:
+        from core.analytics.service import AnalyticsService
+
+        return AnalyticsService(ctx)
+
+    def signals(ctx: Any) -> Any:
+        from core.signals.service import SignalService
+
+        return SignalService(ctx)
+
+    def overseer(ctx: Any) -> Any:
+        from overseer.review.service import ReviewService
+
+        return ReviewService(ctx)
+
+    def anomaly(ctx: Any) -> Any:
+        from overseer.anomaly.service import AnomalyService
+
+        return AnomalyService(ctx)
+
+    def approvals(ctx: Any) -> Any:
+        from bot.approvals.service import ApprovalService
+
+        return ApprovalService(ctx)
+
+    def execution(ctx: Any) -> Any:
+        from core.execution.service import ExecutionService
+
+        return ExecutionService(ctx)
+
+    def positions(ctx: Any) -> Any:
+        from core.positions.service import PositionService
+
+        return PositionService(ctx)
+
+    def distributor(ctx: Any) -> Any:
+        from bot.distribution.service import DistributorService
+
+        return DistributorService(ctx)
+
+    def reports(ctx: Any) -> Any:
+        from reports.service import ReportService
+
+        return ReportService(ctx)
+
+    def telegram(ctx: Any) -> Any:
+        from bot.telegram.service import TelegramBotService
+
+        return TelegramBotService(ctx)
+
+    return {"market": market, "analytics": analytics, "signals": signals, "overseer": overseer,
+            "anomaly": anomaly, "approvals": approvals, "execution": execution, "positions": positions,
+            "distributor": distributor, "reports": reports, "telegram": telegram}
+
+
+def build_services(ctx: Any, names: list[str]) -> list[Any]:
+    factories = service_factories()
+    unknown = [n for n in names if n not in factories]
+    if unknown:
+        raise UsageError(f"unknown service(s) {', '.join(unknown)}; known: {', '.join(SERVICE_ORDER)}")
+    return [factories[n](ctx) for n in SERVICE_ORDER if n in names]
+
+
+def default_services(settings: Settings, secrets: Secrets) -> list[str]:
+    names = [n for n in SERVICE_ORDER if n != "telegram"]
+    if settings.telegram.enabled or secrets.telegram_bot_token is not None:
+        names.append("telegram")
+    return names
+
+
+# ------------------------------------------------------------------ shared setup
+def _settings(args: argparse.Namespace, overlay: Path | None = None) -> Settings:
+    if overlay is not None and getattr(args, "config", None) is None:
+        return load_settings(overlay)
+    if overlay is not None:
+        # demo overlay first, then the user's file on top
+        import yaml
+
+        from core.config.loader import _merge, _read_yaml
+
+        merged = _merge(_read_yaml(overlay), _read_yaml(Path(args.config)), str(args.config), {})
+        tmp = Path(os.environ.get("TMPDIR", "/tmp")) / f"quanticity-demo-{os.getpid()}.yaml"
+        tmp.write_text(yaml.safe_dump(merged))
+        try:
+            return load_settings(tmp)
+        finally:
+            tmp.unlink(missing_ok=True)
+    return load_settings(getattr(args, "config", None))
+
+
+def _redis_url(settings: Settings, secrets: Secrets) -> str | None:
+    if settings.redis.url:
+        return settings.redis.url
+    return secrets.redis_url.get_secret_value() if secrets.redis_url else None
+
+
+async def _connect(settings: Settings, secrets: Secrets, *, quiet: bool = False) -> Any:
+    from core.bus.connection import connect
+
+    handle = await connect(_redis_url(settings, secrets), fallback=settings.redis.embedded_fallback,
+                           timeout=settings.redis.connect_timeout_s)
+    if handle.embedded or not quiet:
+        print(f"redis: {handle.description}", file=sys.stderr)
+    return handle
+
+
+# ------------------------------------------------------------------ commands
+def cmd_check_config(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    secrets = load_secrets()
+    out = {"settings": settings.model_dump(mode="json"), "secrets": secrets.masked()}
+    print(json.dumps(out, indent=2, sort_keys=True))
+    print("config ok", file=sys.stderr)
+    return 0
+
+
+def cmd_analytics(args: argparse.Namespace) -> int:
+    from core.analytics.report import ChainFileError, analyze_chain_json
+
+    try:
+        text = Path(args.file).read_text(encoding="utf-8")
+    except OSError as exc:
+        return _fail(f"{args.file}: cannot read ({exc.strerror or exc})")
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as exc:
+        return _fail(f"{args.file}: not valid JSON (line {exc.lineno}: {exc.msg})")
+    settings = _settings(args)
+    try:
+        result = analyze_chain_json(obj, rate=settings.market.rate,
+                                    dividend_yield=settings.market.dividend_yield,
+                                    grid_levels=settings.analytics.flip_grid_levels)
+    except ChainFileError as exc:
+        return _fail(f"{args.file}: {exc}")
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+def cmd_overseer(args: argparse.Namespace) -> int:
+    from core.clock.clock import LiveClock
+    from overseer.cli import InputFileError, review_file
+
+    settings = _settings(args)
+    try:
+        verdict = asyncio.run(review_file(args.signal, args.state, settings, load_secrets(), LiveClock().now()))
+    except InputFileError as exc:
+        return _fail(str(exc))
+    print(json.dumps(verdict, indent=2, default=str))
+    return 0
+
+
+async def _with_bus(settings: Settings, fn: Callable[[Any], Any]) -> Any:
+    from core.bus.bus import Bus
+    from core.bus.keys import Keys
+    from core.clock.clock import LiveClock
+
+    secrets = load_secrets()
+    handle = await _connect(settings, secrets, quiet=True)
+    try:
+        bus = Bus(handle.client, Keys(settings.redis.key_prefix), LiveClock(), source="cli")
+        return await fn(bus)
+    finally:
+        await handle.close()
+
+
+def cmd_halt(args: argparse.Namespace) -> int:
+    from core.control.halt import set_halt
+
+    settings = _settings(args)
+    user = os.environ.get("USER", "cli")
+    asyncio.run(_with_bus(settings, lambda bus: set_halt(bus, args.reason, by=f"cli:{user}")))
+    print(f"halted: {args.reason}")
+    return 0
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    from core.control.halt import clear_halt
+
+    settings = _settings(args)
+    user = os.environ.get("USER", "cli")
+    asyncio.run(_with_bus(settings, lambda bus: clear_halt(bus, by=f"cli:{user}", reason="resume from CLI")))
+    print("resumed")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from core.state.status import collect_status, format_status
+
+    settings = _settings(args)
+    status = asyncio.run(_with_bus(settings, lambda bus: collect_status(bus, settings)))
+    print(json.dumps(status, indent=2, sort_keys=True) if args.json else format_status(status))
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    data = settings.model_dump()
+    data["mode"] = args.mode
+    if args.mode == "demo":
+        data["approval"]["policy"] = data["approval"]["policy"] if args.config else "auto"
+    settings = Settings.model_validate(data)
+    secrets = load_secrets()
+    names = [n.strip() for n in args.services.split(",") if n.strip()] if args.services else \
+        default_services(settings, secrets)
+    return asyncio.run(_run_live(settings, secrets, names))
+
+
+async def _run_live(settings: Settings, secrets: Secrets, names: list[str]) -> int:
+    from core.bus.bus import Bus
+    from core.bus.keys import Keys
+    from core.clock.calendar import NY, NyseCalendar
+    from core.clock.clock import LiveClock
+    from core.clock.offset_clock import OffsetClock
+    from core.runtime import metrics
+    from core.runtime.live_runner import LiveRunner
+    from core.runtime.logging_setup import configure
+    from core.runtime.service import Context
+
+    configure(settings.logging.level, settings.logging.json_output)
+    cal = NyseCalendar()
+    clock: Any = LiveClock()
+    if settings.mode == "demo":
+        day = cal.most_recent_session(datetime.now(NY).date())
+        clock = OffsetClock(cal.session(day).open.replace(minute=25))
+        print(f"demo in real time: simulated session {day}, clock starts 09:25 New York", file=sys.stderr)
+    handle = await _connect(settings, secrets)
+    try:
+        bus = Bus(handle.client, Keys(settings.redis.key_prefix), clock, maxlen=settings.redis.stream_maxlen,
+                  source="run")
+        ctx = Context(settings=settings, secrets=secrets, bus=bus, clock=clock, calendar=cal,
+                      out_dir=str(Path(settings.demo.out_dir)) if settings.mode != "live" else None)
+        services = build_services(ctx, names)
+        if settings.metrics.enabled and settings.metrics.port:
+            metrics.serve(settings.metrics.port)
+            print(f"metrics: http://127.0.0.1:{settings.metrics.port}/metrics", file=sys.stderr)
+        runner = LiveRunner(services)
+        runner.install_signal_handlers()
+        print(f"running {', '.join(s.name for s in services)} in {settings.mode} mode; Ctrl-C stops",
+              file=sys.stderr)
+        await runner.run()
+    finally:
+        await handle.close()
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from core.clock.calendar import NY, NyseCalendar
+    from core.runtime.demo import run_demo
+
+    settings = _settings(args, overlay=DEMO_OVERLAY)
+    cal = NyseCalendar()
+    if args.date:
+        try:
+            day = date.fromisoformat(args.date)
+        except ValueError:
+            raise UsageError(f"--date {args.date!r}: expected YYYY-MM-DD") from None
+        if not cal.is_session(day):
+            raise UsageError(f"--date {day}: not an NYSE session day (weekend or holiday)")
+    else:
+        day = cal.most_recent_session(datetime.now(NY).date())
+    seed = settings.demo.seed if args.seed is None else args.seed
+    out = Path(args.out or settings.demo.out_dir)
+    # The demo uses no accounts: no secrets at all (the overseer says "model review unavailable"),
+    # which also keeps the run deterministic for a seed.
+    secrets = Secrets.model_construct()
+    names = [n for n in SERVICE_ORDER if n != "telegram"]
+
+    def finalize_outbox(folder: Path) -> None:
+        from bot.distribution.outbox_html import render_outbox_html
+
+        render_outbox_html(folder / "outbox.jsonl", folder / "outbox.html")
+
+    summary = asyncio.run(run_demo(settings, secrets, day, seed, out, lambda ctx: build_services(ctx, names),
+                                   finalizers=[finalize_outbox], progress=True,
+                                   redis_url=_redis_url(settings, load_secrets())))
+    if args.json:
+        print(json.dumps(summary, sort_keys=False))
+    return 0
+
+
+# ------------------------------------------------------------------ parser
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="main.py", description="Quanticity: chat-ops options desk with an AI overseer")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def add(name: str, fn: Callable[[argparse.Namespace], int], help_: str) -> argparse.ArgumentParser:
+        sp = sub.add_parser(name, help=help_, description=help_)
+        sp.add_argument("--config", metavar="FILE", help="YAML overlay on config/default.yaml")
+        sp.set_defaults(fn=fn)
+        return sp
+
+    d = add("demo", cmd_demo, "simulate one NYSE session end to end (no accounts, no services)")
+    d.add_argument("--seed", type=int, help="random seed (default: demo.seed)")
+    d.add_argument("--date", help="session day YYYY-MM-DD (default: most recent session)")
+    d.add_argument("--out", metavar="DIR", help="output folder (default: demo.out_dir = var/demo)")
+    d.add_argument("--json", action="store_true", help="print a JSON summary as the last stdout line")
+
+    r = add("run", cmd_run, "run services concurrently in real time")
+    r.add_argument("--mode", choices=["live", "dry-run", "demo"], required=True)
+    r.add_argument("--services", help=f"comma-separated subset of: {','.join(SERVICE_ORDER)}")
+
+    s = add("status", cmd_status, "mode, halt, positions, P&L, feed freshness")
+    s.add_argument("--json", action="store_true")
+
+    h = add("halt", cmd_halt, "halt trading (persistent until resume)")
+    h.add_argument("--reason", required=True)
+    add("resume", cmd_resume, "clear the halt")
+    add("check-config", cmd_check_config, "validate config and print it with secrets masked")
+
+    a = add("analytics", cmd_analytics, "dealer exposure and levels of an option chain file")
+    a.add_argument("file", metavar="CHAIN.json")
+
+    o = add("overseer", lambda a: _fail("use: overseer review SIGNAL.json"), "overseer tools")
+    osub = o.add_subparsers(dest="overseer_command", required=True)
+    rv = osub.add_parser("review", help="review a signal file: hard rules, then Claude",
+                         description="review a signal file: hard rules, then Claude")
+    rv.add_argument("signal", metavar="SIGNAL.json")
+    rv.add_argument("--state", metavar="STATE.json")
+    rv.add_argument("--config", metavar="FILE")
+    rv.set_defaults(fn=cmd_overseer)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.fn(args))
+    except (ConfigError, UsageError) as exc:
+        return _fail(str(exc))
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # noqa: BLE001 - the CLI prints one line; details go to the log
+        from core.bus.connection import RedisUnavailable
+
+        if isinstance(exc, RedisUnavailable):
+            return _fail(str(exc))
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,30 @@
+"""Test helpers shared across test folders."""
+
+from __future__ import annotations
+
+from core.bus.bus import Bus
+from core.clock.calendar import NyseCalendar
+from core.config.loader import load_settings
+from core.config.model import Settings
+from core.config.secrets import Secrets
+from core.runtime.service import Context
+
+
+def make_context(bus: Bus, settings: Settings | None = None, secrets: Secrets | None = None,
+                 out_dir: str | None = None, **overrides: object) -> Context:
+    """A service Context on the given bus. ``overrides`` are applied to default settings via
+    nested dicts, e.g. ``make_context(bus, approval={"policy": "auto"})``."""
+    if settings is None:
+        settings = load_settings(environ={})
+        if overrides:
+            data = settings.model_dump()
+            for section, values in overrides.items():
+                if isinstance(values, dict):
+                    data[section] = {**data.get(section, {}), **values}
+                else:
+                    data[section] = values
+            settings = Settings.model_validate(data)
+    if secrets is None:
+        secrets = Secrets(_env_file=None)  # type: ignore[call-arg]
+    return Context(settings=settings, secrets=secrets, bus=bus, clock=bus.clock,
+                   calendar=NyseCalendar(), out_dir=out_dir)
