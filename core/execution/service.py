@@ -1,0 +1,259 @@
+"""ExecutionService: approved signals and exit requests become broker orders.
+
+Consumes ``approvals`` (approved entries), ``order_requests`` (exits from the
+position manager), ``market`` (option quotes of watched contracts: the paper
+broker fills, reprices and cancels against them) and ``control``
+(``cancel_entries`` on a halt, ``flatten``). Publishes :class:`OrderEvent` for
+every order state change and :class:`FillEvent` for every execution.
+
+Safety: the persistent halt is read before every entry placement; the broker's
+guard refuses anything that is not a single-leg long option or a sale of held
+contracts. An approved entry waits for the contract's next live quote (at most
+``ENTRY_QUOTE_WAIT_S``) so it is never priced off a stale chain.
+
+The broker is chosen by ``execution.broker``: ``paper`` here; the IBKR adapter
+(its own issue) implements the same :class:`core.execution.broker.Broker`.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+
+from core.bus.bus import Tx
+from core.bus.events import (
+    ApprovalEvent,
+    AuditEvent,
+    ControlEvent,
+    Event,
+    FillEvent,
+    OptionQuoteEvent,
+    OrderEvent,
+    OrderRequestEvent,
+)
+from core.control.halt import is_halted
+from core.domain.contract import OptionContract, Right
+from core.domain.reasons import Reason
+from core.execution.broker import BrokerEvent, BrokerEventKind
+from core.execution.guard import OrderRejected
+from core.execution.orders import (
+    OrderPurpose,
+    OrderRequest,
+    OrderState,
+    OrderType,
+    TimeInForce,
+    entry_order_from_signal,
+)
+from core.execution.paper import PaperBroker, PaperBrokerState, PaperConfig
+from core.runtime import metrics
+from core.runtime.service import Context, Service
+
+ENTRY_QUOTE_WAIT_S = 60
+MAX_CHASE = 1.05  # an entry is never repriced above 105% of the signal's limit
+KEEP_TERMINAL_S = 3600
+
+
+class ExecutionService(Service):
+    name = "execution"
+    streams = ("approvals", "order_requests", "market", "control")
+
+    def __init__(self, ctx: Context) -> None:
+        super().__init__(ctx)
+        if self.settings.execution.broker != "paper":
+            from core.config.loader import ConfigError
+
+            raise ConfigError("execution.broker 'ibkr': the IBKR adapter is not part of this build; use 'paper'")
+        self.interval_s = float(self.settings.market.tick_seconds)
+        e = self.settings.execution
+        self._config = PaperConfig(commission_per_contract=e.commission_per_contract,
+                                   reprice_after_s=e.reprice_after_s,
+                                   reprice_step_pct_of_spread=e.reprice_step_pct_of_spread,
+                                   max_reprices=e.max_reprices, order_timeout_s=e.order_timeout_s,
+                                   cancel_spread_pct_of_mid=e.cancel_spread_pct_of_mid,
+                                   max_quote_age_s=self.settings.risk.max_quote_age_s)
+        self.broker = PaperBroker(self._config)
+        self._state_key = self.keys.key("broker_state", "paper")
+        self._pending_key = self.keys.hash("pending_entries")
+
+    async def start(self) -> None:
+        raw = await self.redis.get(self._state_key)
+        if raw:
+            self.broker = PaperBroker.restore(PaperBrokerState.model_validate_json(raw))
+        await self.redis.hset(self.keys.hash("broker"), mapping={"connected": "1", "name": "paper"})
+
+    async def stop(self) -> None:
+        await self.redis.hset(self.keys.hash("broker"), "connected", "0")
+
+    # ------------------------------------------------------------------ events
+    async def handle(self, event: Event, tx: Tx) -> None:
+        changed = False
+        if isinstance(event, ApprovalEvent):
+            if event.decision == "approved":
+                changed = await self._approved(event, tx)
+        elif isinstance(event, OptionQuoteEvent):
+            changed = await self._quote(event, tx)
+        elif isinstance(event, OrderRequestEvent):
+            changed = await self._exit(event, tx)
+        elif isinstance(event, ControlEvent):
+            if event.action in ("cancel_entries", "halt", "flatten"):
+                changed = await self._cancel_entries(event, tx)
+        if changed:
+            self._persist(tx)
+
+    async def _approved(self, ev: ApprovalEvent, tx: Tx) -> bool:
+        sig = ev.signal
+        order_id = f"ent-{sig.id}"
+        if await is_halted(self.redis, self.keys):
+            self._reject_event(tx, ev.correlation_id, order_id, sig_fields(ev), "entry", Reason.HALTED.value)
+            return False
+        try:
+            contract = sig.contract()
+        except ValueError:
+            self._reject_event(tx, ev.correlation_id, order_id, sig_fields(ev), "entry", Reason.NOT_OPTION.value)
+            return False
+        # the trade's context, for the position manager and the publishers
+        tx.pipe.hset(self.keys.hash("trade_ctx"), ev.correlation_id, json.dumps({
+            "signal": sig.model_dump(mode="json"), "explanation": ev.explanation, "verdict": ev.verdict,
+            "risk_pct": ev.risk_pct, "decided_by": ev.decided_by, "qty": ev.qty}, sort_keys=True))
+        tx.pipe.hset(self.keys.hash("watch"), contract.key, "1")
+        tx.pipe.hset(self._pending_key, order_id, json.dumps({
+            "approval": ev.model_dump(mode="json"), "deadline_ms": self.clock.ms() + ENTRY_QUOTE_WAIT_S * 1000}))
+        return False
+
+    async def _quote(self, q: OptionQuoteEvent, tx: Tx) -> bool:
+        now = self.clock.now()
+        events = await self.broker.on_quote(q.contract_key, q.bid, q.ask, int(q.bid_size), int(q.ask_size), now)
+        placed = await self._place_pending(q.contract_key, tx, now)
+        if placed:  # fills against this same quote
+            events += await self.broker.on_quote(q.contract_key, q.bid, q.ask, int(q.bid_size), int(q.ask_size),
+                                                 now)
+        self._publish(tx, events)
+        return bool(events) or placed
+
+    async def _place_pending(self, contract_key: str, tx: Tx, now: datetime) -> bool:
+        pending = await self.redis.hgetall(self._pending_key)
+        placed = False
+        for order_id in sorted(pending):
+            body = json.loads(pending[order_id])
+            ev = ApprovalEvent.model_validate(body["approval"])
+            sig = ev.signal
+            if sig.contract().key != contract_key:
+                continue
+            tx.pipe.hdel(self._pending_key, order_id)
+            if await is_halted(self.redis, self.keys):
+                self._reject_event(tx, ev.correlation_id, order_id, sig_fields(ev), "entry", Reason.HALTED.value)
+                continue
+            req = entry_order_from_signal(sig, order_id=order_id, created_ts=now, qty=ev.qty,
+                                          max_price=round(sig.limit * MAX_CHASE, 2))
+            placed |= self._place(req, tx)
+        return placed
+
+    async def _exit(self, r: OrderRequestEvent, tx: Tx) -> bool:
+        from datetime import date
+
+        contract = OptionContract(symbol=r.symbol, expiry=date.fromisoformat(r.expiry), strike=r.strike,
+                                  right=Right(r.right), multiplier=r.multiplier)
+        req = OrderRequest(order_id=f"ex-{r.request_id}", correlation_id=r.correlation_id, contract=contract,
+                           side="SELL", qty=r.qty, order_type=OrderType(r.order_type), limit=r.limit,
+                           tif=TimeInForce.GTC, purpose=OrderPurpose.EXIT, created_ts=self.clock.now())
+        placed = self._place(req, tx, position_id=r.position_id)
+        if placed:  # a marketable exit fills against the last quote at once
+            last = self.broker.last_quote(contract.key)
+            if last is not None:
+                self._publish(tx, await self.broker.on_quote(contract.key, last.bid, last.ask, last.bid_size,
+                                                             last.ask_size, self.clock.now()))
+        return True
+
+    def _place(self, req: OrderRequest, tx: Tx, position_id: str | None = None) -> bool:
+        fields = order_fields(req)
+        try:
+            state = self.broker.place_now(req)
+        except OrderRejected as exc:
+            metrics.REJECTED.labels(self.name, exc.reason.value).inc()
+            self._reject_event(tx, req.correlation_id, req.order_id, fields, req.purpose.value, exc.reason.value,
+                               position_id)
+            tx.emit(AuditEvent, correlation_id=req.correlation_id, actor="execution", action="order_refused",
+                    detail={"order_id": req.order_id, "reason": exc.reason.value, "detail": str(exc)})
+            return True
+        tx.emit(OrderEvent, correlation_id=req.correlation_id, order_id=req.order_id, purpose=req.purpose.value,
+                status=state.status.value, limit=state.limit, position_id=position_id, **fields)
+        return True
+
+    async def _cancel_entries(self, ev: ControlEvent, tx: Tx) -> bool:
+        now = self.clock.now()
+        events: list[BrokerEvent] = []
+        for o in await self.broker.open_orders():
+            if o.request.purpose == OrderPurpose.ENTRY:
+                st = await self.broker.cancel(o.order_id, now)
+                self._order_event(tx, st, "cancelled", reason=f"{ev.action}:{ev.reason}"[:80])
+                events.append(BrokerEvent(kind=BrokerEventKind.CANCELLED, ts=now, order_id=o.order_id,
+                                          correlation_id=o.correlation_id, contract_key=o.contract_key, order=st))
+        pending = await self.redis.hkeys(self._pending_key)
+        for order_id in sorted(pending):
+            tx.pipe.hdel(self._pending_key, order_id)
+        return bool(events) or bool(pending)
+
+    # ------------------------------------------------------------------ timers
+    async def on_timer(self, now: datetime) -> None:
+        tx = self.bus.tx()
+        self._publish(tx, self.broker.expire(now))
+        now_ms = int(now.timestamp() * 1000)
+        for order_id, raw in sorted((await self.redis.hgetall(self._pending_key)).items()):
+            body = json.loads(raw)
+            if body["deadline_ms"] <= now_ms:
+                ev = ApprovalEvent.model_validate(body["approval"])
+                tx.pipe.hdel(self._pending_key, order_id)
+                self._reject_event(tx, ev.correlation_id, order_id, sig_fields(ev), "entry",
+                                   Reason.STALE_DATA.value)
+        if tx.events or len(tx.pipe.command_stack):
+            self._persist(tx)
+            await tx.commit()
+
+    # ------------------------------------------------------------------ output
+    def _publish(self, tx: Tx, events: list[BrokerEvent]) -> None:
+        for be in events:
+            o = be.order
+            if be.kind == BrokerEventKind.FILL and be.fill is not None:
+                f = be.fill
+                c = f.contract
+                tx.emit(FillEvent, correlation_id=f.correlation_id, order_id=f.order_id, fill_id=f.fill_id,
+                        purpose=f.purpose.value, symbol=c.symbol, expiry=c.expiry.isoformat(), strike=c.strike,
+                        right=c.right.value, side=f.side.value, qty=f.qty, price=f.price,
+                        commission=f.commission, slippage=f.slippage, mid_at_order=f.mid_at_placement)
+            self._order_event(tx, o, o.status.value, reason=be.reason or "",
+                              limit=be.new_limit if be.kind == BrokerEventKind.REPRICED else o.limit)
+
+    def _order_event(self, tx: Tx, o: OrderState, status: str, reason: str = "", limit: float | None = None) -> None:
+        tx.emit(OrderEvent, correlation_id=o.correlation_id, order_id=o.order_id, purpose=o.request.purpose.value,
+                status=status, limit=limit if limit is not None else o.limit,
+                filled_qty=o.filled_qty, avg_price=o.avg_price, reason=reason, **order_fields(o.request))
+
+    def _reject_event(self, tx: Tx, corr: str, order_id: str, fields: dict, purpose: str, reason: str,
+                      position_id: str | None = None) -> None:
+        tx.emit(OrderEvent, correlation_id=corr, order_id=order_id, purpose=purpose, status="rejected",
+                reason=reason, position_id=position_id, **fields)
+
+    def _persist(self, tx: Tx) -> None:
+        """Save broker state (terminal orders older than an hour are dropped: the orders stream
+        keeps their history)."""
+        state = self.broker.snapshot()
+        cutoff = self.clock.now() - timedelta(seconds=KEEP_TERMINAL_S)
+        state.orders = {k: o for k, o in state.orders.items() if o.is_open or o.updated_ts >= cutoff}
+        self.broker = PaperBroker.restore(state)
+        tx.pipe.set(self._state_key, state.model_dump_json())
+
+
+def order_fields(req: OrderRequest) -> dict:
+    c = req.contract
+    if isinstance(c, OptionContract):
+        return {"symbol": c.symbol, "expiry": c.expiry.isoformat(), "strike": c.strike, "right": c.right.value,
+                "side": req.side.value, "qty": req.qty}
+    return {"symbol": "?", "expiry": str(c.expiry or ""), "strike": float(c.strike or 0),
+            "right": c.right.value if c.right else "", "side": req.side.value, "qty": req.qty}
+
+
+def sig_fields(ev: ApprovalEvent) -> dict:
+    s = ev.signal
+    i = s.instrument
+    return {"symbol": s.symbol, "expiry": i.expiry.isoformat() if i.expiry else "", "strike": float(i.strike or 0),
+            "right": i.right.value if i.right else "", "side": s.side.value, "qty": max(ev.qty, 1)}

@@ -1,0 +1,185 @@
+"""MarketDataService: publishes market data from the simulator onto the bus.
+
+Every ``market.tick_seconds`` it advances the simulator to the service clock and
+publishes, per symbol: an underlying :class:`QuoteEvent` with 10-level depth
+(stream ``quotes``; latest also in the ``quote`` snapshot key), a
+:class:`FlowEvent` (tape prints, dark-pool prints, option-flow alerts, net
+premium; stream ``flow``), an :class:`ImbalanceEvent` from 15:50, and an
+:class:`OptionQuoteEvent` for every watched contract (hash ``watch``: working
+orders and open positions). Every ``market.chain_seconds`` the full chain goes
+into the ``chain`` snapshot key and a :class:`ChainEvent` says so.
+
+Only ``market.source: simulator`` exists in this build; IBKR and vendor
+adapters publish the same events (their issue adds them).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+
+import numpy as np
+
+from core.bus.events import ChainEvent, FlowEvent, ImbalanceEvent, OptionQuoteEvent, QuoteEvent
+from core.clock.calendar import NY
+from core.config.loader import ConfigError
+from core.market.chain import displayed_size
+from core.market.chain_codec import encode_chain
+from core.market.reference import simulated_reference
+from core.market.sim import MarketSimulator
+from core.runtime.service import Context, Service
+
+REF_TTL_S = 86_400
+
+
+def _ms(dt: datetime) -> int:
+    return int(dt.timestamp() * 1000)
+
+
+class MarketDataService(Service):
+    name = "market"
+
+    def __init__(self, ctx: Context) -> None:
+        super().__init__(ctx)
+        m = self.settings.market
+        if m.source != "simulator":
+            raise ConfigError(f"market.source {m.source!r}: only 'simulator' is available in this build "
+                              "(the IBKR / vendor adapters publish the same events and come with their issue)")
+        self.interval_s = float(m.tick_seconds)
+        self.symbols = list(m.symbols)
+        self.sim: MarketSimulator | None = ctx.extras.get("simulator")
+        self._last_chain_ms: dict[str, int] = {}
+        self._last_price: dict[str, float] = {}
+        self._day = None
+
+    def _ensure_sim(self, now: datetime) -> MarketSimulator:
+        day = now.astimezone(NY).date()
+        if self.sim is not None and self.sim.trade_date == day:
+            return self.sim
+        cal = self.ctx.calendar
+        if not cal.is_session(day):
+            day = cal.most_recent_session(day)
+        session = cal.session(day)
+        seed = int(self.ctx.extras.get("seed", self.settings.demo.seed))
+        start = session.at(self.settings.demo.start)
+        end = max(session.close + timedelta(minutes=15), session.at(self.settings.demo.end))
+        self.sim = MarketSimulator(seed=seed, session_open=start, session_close=end, symbols=self.symbols)
+        d = self.settings.demo
+        if d.feed_gap_symbol and d.feed_gap_minutes and d.feed_gap_symbol in self.symbols:
+            gs = session.at(d.feed_gap_start)
+            self.sim.inject_gap(d.feed_gap_symbol, gs, gs + timedelta(minutes=d.feed_gap_minutes))
+        self._last_chain_ms.clear()
+        return self.sim
+
+    async def start(self) -> None:
+        self._ensure_sim(self.clock.now())
+        await self._publish_reference()
+
+    async def _publish_reference(self) -> None:
+        sim = self.sim
+        assert sim is not None
+        pipe = self.redis.pipeline(transaction=False)
+        for sym in self.symbols:
+            spec = sim.config.spec(sym)
+            ref = simulated_reference(sim.seed, sym, sim.trade_date, spec.iv_atm, spec.kind == "stock")
+            pipe.set(self.keys.snapshot("reference", sym), json.dumps({
+                "symbol": sym, "iv_52w_low": ref.iv_52w_low, "iv_52w_high": ref.iv_52w_high,
+                "next_earnings": ref.next_earnings.isoformat() if ref.next_earnings else None,
+                "insider_net_shares_30d": ref.insider_net_shares_30d}), ex=REF_TTL_S)
+        await pipe.execute()
+
+    async def on_timer(self, now: datetime) -> None:
+        sim = self._ensure_sim(now)
+        if now < sim.session_open or now > sim.session_close:
+            return
+        sim.advance(now)
+        now_ms = _ms(now)
+        ttl = self.settings.market.snapshot_ttl_s
+        chain_every = self.settings.market.chain_seconds * 1000
+        watched = await self._watched()
+        rth = sim.rth_open <= now.astimezone(NY) <= sim.rth_close
+        tx = self.bus.tx()
+        for sym in self.symbols:
+            q = sim.quote(sym)
+            book = sim.depth(sym, self.settings.market.depth_levels)
+            q_ms = _ms(q.ts)
+            quote = tx.emit(QuoteEvent, correlation_id=f"md:{sym}", symbol=sym, bid=q.bid, ask=q.ask, last=q.last,
+                            bid_size=q.bid_size, ask_size=q.ask_size, volume=q.volume_today, quote_ts=q_ms,
+                            depth_bid=list(zip(book.bid_price.tolist(), book.bid_size.tolist(), strict=True)),
+                            depth_ask=list(zip(book.ask_price.tolist(), book.ask_size.tolist(), strict=True)))
+            if not q.stale:
+                tx.pipe.set(self.keys.snapshot("quote", sym), json.dumps({
+                    "symbol": sym, "bid": q.bid, "ask": q.ask, "last": q.last, "quote_ts": q_ms,
+                    "event_id": quote.id, "prev_close": q.prev_close,
+                    "bid_sizes": book.bid_size.tolist(), "ask_sizes": book.ask_size.tolist()}), ex=ttl)
+            self._flow(tx, sym, q.last if not q.stale else None, q.volume_today)
+            imb = sim.closing_imbalance(sym)
+            if imb is not None:
+                tx.emit(ImbalanceEvent, correlation_id=f"md:{sym}", symbol=sym, side=imb.side,
+                        shares=imb.imbalance_shares, paired=imb.paired_shares,
+                        indicative_price=imb.indicative_price, confidence=round(imb.confidence * 100.0, 2))
+            need_chain = rth and now_ms - self._last_chain_ms.get(sym, -10**15) >= chain_every
+            wanted = watched.get(sym)
+            if need_chain or wanted:
+                chain = sim.chain(sym)
+                if need_chain and len(chain):
+                    self._last_chain_ms[sym] = now_ms
+                    key = self.keys.snapshot("chain", sym)
+                    tx.pipe.set(key, encode_chain(chain), ex=ttl)
+                    tx.emit(ChainEvent, correlation_id=f"md:{sym}", symbol=sym, spot=chain.spot,
+                            asof=_ms(chain.asof), snapshot_key=key, contracts=len(chain))
+                if wanted:
+                    self._option_quotes(tx, chain, wanted, now_ms)
+        await tx.commit()
+
+    def _flow(self, tx, sym: str, last: float | None, volume: float) -> None:  # noqa: ANN001
+        sim = self.sim
+        assert sim is not None
+        prints = sim.prints(sym)
+        alerts = sim.option_flow(sym)
+        ticks = sim.net_premium(sym)
+        if not prints and not alerts and not ticks:
+            return
+        buy = float(sum(p.size for p in prints if p.side == "buy"))
+        sell = float(sum(p.size for p in prints if p.side == "sell"))
+        dark = [p for p in prints if p.exchange in ("TRF", "FINRA", "ADF")]
+        prev = self._last_price.get(sym)
+        change = 0.0 if (last is None or prev is None) else last - prev
+        if last is not None:
+            self._last_price[sym] = last
+        tx.emit(FlowEvent, correlation_id=f"md:{sym}", symbol=sym, buy_volume=buy, sell_volume=sell,
+                sweeps=len({p.sweep_id for p in prints if p.sweep_id is not None}),
+                blocks=sum(1 for p in prints if p.kind == "block"),
+                dark_buy_volume=float(sum(p.size for p in dark if p.side == "buy")),
+                dark_sell_volume=float(sum(p.size for p in dark if p.side == "sell")),
+                net_call_premium=float(sum(t.net_call_premium for t in ticks)),
+                net_put_premium=float(sum(t.net_put_premium for t in ticks)),
+                alerts=[{"contract": a.contract, "expiry": a.expiry.isoformat(), "strike": a.strike, "right": a.right,
+                         "side": a.side, "sweep": a.is_sweep, "size": a.size, "premium": a.premium,
+                         "rule": a.alert_rule, "bullish": a.bullish} for a in alerts],
+                price_change=round(change, 6), volume=float(sum(p.size for p in prints)), last=last or 0.0)
+
+    async def _watched(self) -> dict[str, set[str]]:
+        keys = await self.redis.hkeys(self.keys.hash("watch"))
+        out: dict[str, set[str]] = {}
+        for k in sorted(keys):
+            out.setdefault(k.split(":", 1)[0], set()).add(k)
+        return out
+
+    def _option_quotes(self, tx, chain, wanted: set[str], now_ms: int) -> None:  # noqa: ANN001
+        exp = chain.expiry.astype("datetime64[D]").astype(str)
+        for key in sorted(wanted):
+            try:
+                _sym, ymd, right, strike, _mult = key.split(":")
+                iso = f"{ymd[:4]}-{ymd[4:6]}-{ymd[6:]}"
+                k = float(strike)
+            except ValueError:
+                continue
+            idx = np.nonzero((exp == iso) & (chain.is_call == (right == "C")) & np.isclose(chain.strike, k))[0]
+            if idx.size == 0:
+                continue
+            i = int(idx[0])
+            size = float(displayed_size(chain.open_interest[i]))
+            tx.emit(OptionQuoteEvent, correlation_id=f"md:{chain.symbol}", symbol=chain.symbol, contract_key=key,
+                    expiry=iso, strike=k, right=right, bid=float(chain.bid[i]), ask=float(chain.ask[i]),
+                    bid_size=size, ask_size=size, quote_ts=now_ms, underlying=chain.spot)

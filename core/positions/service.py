@@ -1,0 +1,242 @@
+"""PositionService: the position manager on the bus.
+
+Consumes ``orders`` (fills and order outcomes), ``market`` (option quotes of held
+contracts) and ``control`` (``flatten``, ``close``). Books fills into positions
+(hash ``positions``; closed ones move to ``positions_closed``), runs the exit plan
+on every mark (mid of the option quote) and asks the execution service to sell
+through :class:`OrderRequestEvent`. Every change is a :class:`PositionEvent`
+(``entry``, ``stop_moved``, ``partial_exit``, ``closed``) carrying the trade's
+correlation id, its context (strategy, triggers, the overseer's explanation) and
+cumulative realized P&L; the account hash (day P&L, drawdown peak, premium at
+work) is kept current for risk, the anomaly watch, ``/status`` and reports.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from core.bus.bus import Tx
+from core.bus.events import (
+    ControlEvent,
+    Event,
+    FillEvent,
+    OptionQuoteEvent,
+    OrderEvent,
+    OrderRequestEvent,
+)
+from core.bus.events import PositionEvent as BusPositionEvent
+from core.clock.calendar import NY
+from core.domain.contract import OptionContract, Right
+from core.domain.signal import Horizon, Side, Signal
+from core.execution.orders import Fill, OrderPurpose
+from core.positions.exit_plan import CloseAll, SellPartial, apply_action, step
+from core.positions.position import Position, PositionEvent, apply_fill, open_position, release_exit
+from core.positions.session import SessionInfo
+from core.runtime import metrics
+from core.runtime.service import Context, Service
+
+TERMINAL = {"filled", "cancelled", "rejected"}
+
+
+class PositionService(Service):
+    name = "positions"
+    streams = ("orders", "market", "control")
+
+    def __init__(self, ctx: Context) -> None:
+        super().__init__(ctx)
+        self._sessions: dict[date, SessionInfo] = {}
+
+    # ------------------------------------------------------------------ state
+    async def _load(self, position_id: str) -> Position | None:
+        raw = await self.redis.hget(self.keys.hash("positions"), position_id)
+        if raw is None:
+            return None
+        return Position.model_validate(json.loads(raw)["position"])
+
+    async def _open_positions(self) -> list[Position]:
+        raw = await self.redis.hgetall(self.keys.hash("positions"))
+        return [Position.model_validate(json.loads(raw[k])["position"]) for k in sorted(raw)]
+
+    def _save(self, tx: Tx, p: Position) -> None:
+        c = p.contract
+        body = {"symbol": c.symbol, "expiry": c.expiry.isoformat(), "strike": c.strike, "right": c.right.value,
+                "multiplier": c.multiplier, "strategy": p.strategy, "qty_open": p.qty_open,
+                "avg_entry": p.avg_entry, "stop": p.stop, "last_mark": p.last_mark,
+                "realized_pnl": p.realized_pnl, "position": p.model_dump(mode="json")}
+        if p.is_open:
+            tx.pipe.hset(self.keys.hash("positions"), p.position_id, json.dumps(body, sort_keys=True))
+        else:
+            tx.pipe.hdel(self.keys.hash("positions"), p.position_id)
+            tx.pipe.hset(self.keys.hash("positions_closed"), p.position_id, json.dumps(body, sort_keys=True))
+            tx.pipe.hdel(self.keys.hash("watch"), c.key)
+
+    def _session(self, now: datetime) -> SessionInfo:
+        day = now.astimezone(NY).date()
+        s = self._sessions.get(day)
+        if s is None:
+            cal = self.ctx.calendar
+            if cal.is_session(day):
+                sess = cal.session(day)
+                s = SessionInfo(session_date=day, open=sess.open, close=sess.close,
+                                flat_by=sess.close - timedelta(minutes=5), next_session_date=cal.next_session(day))
+            else:
+                s = SessionInfo.regular(day, next_session_date=cal.next_session(day))
+            self._sessions[day] = s
+        return s
+
+    async def _context(self, correlation_id: str) -> dict[str, Any]:
+        raw = await self.redis.hget(self.keys.hash("trade_ctx"), correlation_id)
+        return json.loads(raw) if raw else {}
+
+    # ------------------------------------------------------------------ events
+    async def handle(self, event: Event, tx: Tx) -> None:
+        if isinstance(event, FillEvent):
+            await self._fill(event, tx)
+        elif isinstance(event, OrderEvent):
+            await self._order_outcome(event, tx)
+        elif isinstance(event, OptionQuoteEvent):
+            await self._mark(event, tx)
+        elif isinstance(event, ControlEvent) and event.action in ("flatten", "close"):
+            await self._close_on_request(event, tx)
+
+    async def _fill(self, ev: FillEvent, tx: Tx) -> None:
+        contract = OptionContract(symbol=ev.symbol, expiry=date.fromisoformat(ev.expiry), strike=ev.strike,
+                                  right=Right(ev.right))
+        fill = Fill(fill_id=ev.fill_id, order_id=ev.order_id, correlation_id=ev.correlation_id, contract=contract,
+                    side=Side(ev.side), purpose=OrderPurpose(ev.purpose), qty=ev.qty, price=ev.price,
+                    commission=ev.commission, ts=ev.dt, mid_at_placement=ev.mid_at_order, slippage=ev.slippage)
+        pos = await self._load(ev.correlation_id)
+        ctx = await self._context(ev.correlation_id)
+        before = pos.realized_pnl if pos else 0.0
+        if pos is None:
+            if fill.side != Side.BUY:
+                metrics.REJECTED.labels(self.name, "orphan_sell_fill").inc()
+                self.log.error("sell fill %s for unknown position %s", ev.fill_id, ev.correlation_id)
+                return
+            sig = Signal.model_validate(ctx["signal"]) if ctx.get("signal") else None
+            horizon = (sig.horizon if sig and sig.horizon else _horizon(contract.expiry, ev.dt))
+            pos, events = open_position(fill, strategy=sig.strategy if sig else "manual", horizon=horizon,
+                                        position_id=ev.correlation_id, stop=sig.stop if sig else None,
+                                        next_earnings=await self._earnings(contract.symbol))
+            events = [e for e in events if e.kind.value == "entry"][:1]
+        else:
+            pos, events = apply_fill(pos, fill)
+            if fill.side == Side.BUY:
+                events = []  # more contracts of a working entry: the entry was announced at the first fill
+        self._save(tx, pos)
+        tx.pipe.hset(self.keys.hash("watch"), contract.key, "1") if pos.is_open else None
+        for e in events:
+            self._publish(tx, pos, e, ctx)
+        await self._account(tx, realized_delta=pos.realized_pnl - before, changed=[pos])
+
+    async def _order_outcome(self, ev: OrderEvent, tx: Tx) -> None:
+        if ev.purpose != "exit" or ev.status not in ("cancelled", "rejected"):
+            return
+        pos = await self._load(ev.correlation_id)
+        if pos is None:
+            return
+        pos = release_exit(pos, max(0, ev.qty - ev.filled_qty))
+        self._save(tx, pos)
+
+    async def _mark(self, q: OptionQuoteEvent, tx: Tx) -> None:
+        positions = [p for p in await self._open_positions() if p.contract.key == q.contract_key]
+        if not positions or q.bid <= 0 or q.ask <= 0 or q.bid > q.ask:
+            return
+        now = self.clock.now()
+        mark = round((q.bid + q.ask) / 2.0, 4)
+        session = self._session(now)
+        changed: list[Position] = []
+        for pos in positions:
+            pos, actions, events = step(pos, mark, now, session)
+            pos = pos.model_copy(update={"last_mark": mark, "last_mark_ts": now})
+            ctx = await self._context(pos.correlation_id)
+            for e in events:
+                self._publish(tx, pos, e, ctx)
+            for a in actions:
+                if isinstance(a, (SellPartial, CloseAll)) and a.qty > 0:
+                    self._request_exit(tx, pos, a.qty, "MKT" if isinstance(a, CloseAll) else "LMT", a.reason)
+            self._save(tx, pos)
+            changed.append(pos)
+        await self._account(tx, marks={q.contract_key: mark}, changed=changed)
+
+    async def _close_on_request(self, ev: ControlEvent, tx: Tx) -> None:
+        now = self.clock.now()
+        targets = await self._open_positions()
+        if ev.action == "close":
+            pid = str(ev.args.get("position_id", ""))
+            targets = [p for p in targets if p.position_id == pid or p.position_id.startswith(pid)] if pid else []
+            if not targets:
+                metrics.REJECTED.labels(self.name, "close_unknown_position").inc()
+                return
+        for pos in targets:
+            qty = pos.available_qty
+            if qty <= 0:
+                continue
+            pos, _ = apply_action(pos, CloseAll(reason=ev.action, qty=qty), now)
+            self._request_exit(tx, pos, qty, "MKT", f"{ev.action} by {ev.by}")
+            self._save(tx, pos)
+
+    def _request_exit(self, tx: Tx, pos: Position, qty: int, order_type: str, reason: str) -> None:
+        c = pos.contract
+        tx.emit(OrderRequestEvent, correlation_id=pos.correlation_id, request_id=self.bus.new_id(),
+                position_id=pos.position_id, symbol=c.symbol, expiry=c.expiry.isoformat(), strike=c.strike,
+                right=c.right.value, multiplier=c.multiplier, qty=qty, order_type=order_type, reason=reason)
+
+    def _publish(self, tx: Tx, pos: Position, e: PositionEvent, ctx: dict[str, Any]) -> None:
+        c = pos.contract
+        sig = ctx.get("signal") or {}
+        snap = {}
+        for k in ("snapshot_id",):
+            if sig.get(k):
+                snap[k] = sig[k]
+        tx.emit(BusPositionEvent, correlation_id=pos.correlation_id, kind=e.kind.value, position_id=pos.position_id,
+                strategy=pos.strategy, symbol=c.symbol, expiry=c.expiry.isoformat(), strike=c.strike,
+                right=c.right.value, direction="bullish" if c.right == Right.CALL else "bearish",
+                horizon=pos.horizon.value, qty=e.qty, qty_open=e.qty_open, price=e.price,
+                entry_price=pos.avg_entry, stop=e.stop, targets=[round(t, 2) for t in pos.target_levels],
+                realized_pnl=round(e.realized_pnl, 2), reason=e.reason or "", triggers=list(sig.get("triggers") or []),
+                confidence=sig.get("confidence"), explanation=ctx.get("explanation", ""),
+                account_risk_pct=ctx.get("risk_pct"), analytics=snap)
+
+    async def _earnings(self, symbol: str) -> date | None:
+        raw = await self.redis.get(self.keys.snapshot("reference", symbol))
+        if not raw:
+            return None
+        v = json.loads(raw).get("next_earnings")
+        return date.fromisoformat(v) if v else None
+
+    # ------------------------------------------------------------------ account
+    async def _account(self, tx: Tx, realized_delta: float = 0.0, marks: dict[str, float] | None = None,
+                       changed: list[Position] | None = None) -> None:
+        """Recompute the account hash; ``changed`` are positions saved in this (uncommitted) tx."""
+        key = self.keys.hash("account")
+        h = await self.redis.hgetall(key)
+        now = self.clock.now()
+        today = now.astimezone(NY).date().isoformat()
+        base = float(h.get("account_value") or self.settings.risk.account_value)
+        realized = float(h.get("realized_today") or 0.0)
+        peak = float(h.get("peak_equity") or base)
+        if h.get("day") != today:  # a new trading day: carry yesterday's result into the base
+            base += realized if h.get("day") else 0.0
+            realized, peak = 0.0, base
+        realized += realized_delta
+        unrealized = premium = 0.0
+        current = {p.position_id: p for p in await self._open_positions()}
+        current.update({p.position_id: p for p in changed or []})
+        for p in current.values():
+            if not p.is_open:
+                continue
+            mark = (marks or {}).get(p.contract.key, p.last_mark or p.avg_entry)
+            unrealized += (mark - p.avg_entry) * p.qty_open * p.multiplier
+            premium += p.avg_entry * p.qty_open * p.multiplier
+        equity = base + realized + unrealized
+        tx.pipe.hset(key, mapping={"account_value": f"{base:.2f}", "day": today, "realized_today": f"{realized:.2f}",
+                                   "unrealized": f"{unrealized:.2f}", "premium_open": f"{premium:.2f}",
+                                   "peak_equity": f"{max(peak, equity):.2f}", "updated_ms": str(self.clock.ms())})
+
+
+def _horizon(expiry: date, when: datetime) -> Horizon:
+    days = (expiry - when.astimezone(NY).date()).days
+    return Horizon.ZERO_DTE if days <= 0 else Horizon.ONE_DTE if days <= 3 else Horizon.SWING
