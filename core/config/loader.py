@@ -81,14 +81,17 @@ def _env_overrides(environ: Mapping[str, str]) -> list[tuple[str, dict[str, Any]
     return result
 
 
-def _origin_of(loc: tuple[Any, ...], sources: dict[str, str]) -> str:
+def _origin_of(loc: tuple[Any, ...], sources: dict[str, str], layers: list[str]) -> str:
+    """The most recent layer (default file < --config file < env) that set the key, or, for a
+    section-level error, any key under it."""
     parts = [str(p) for p in loc]
     while parts:
         key = ".".join(parts)
-        if key in sources:
-            return sources[key]
+        hits = [o for k, o in sources.items() if k == key or k.startswith(key + ".")]
+        if hits:
+            return max(hits, key=lambda o: layers.index(o) if o in layers else -1)
         parts.pop()
-    return "defaults"
+    return layers[0] if layers else "defaults"
 
 
 def _describe(err: dict[str, Any]) -> str:
@@ -107,11 +110,14 @@ def load_settings(config_file: str | os.PathLike[str] | None = None,
     """Return validated settings or raise ConfigError (one line, names file and key)."""
     environ = os.environ if environ is None else environ
     sources: dict[str, str] = {}
-    merged = _merge({}, _read_yaml(default_file), str(default_file.name and default_file), sources)
+    layers = [str(default_file)]
+    merged = _merge({}, _read_yaml(default_file), str(default_file), sources)
     if config_file is not None:
         path = Path(config_file)
+        layers.append(str(path))
         merged = _merge(merged, _read_yaml(path), str(path), sources)
     for name, tree in _env_overrides(environ):
+        layers.append(f"env {name}")
         merged = _merge(merged, tree, f"env {name}", sources)
     try:
         return Settings.model_validate(merged)
@@ -120,4 +126,4 @@ def load_settings(config_file: str | os.PathLike[str] | None = None,
         loc = tuple(p for p in err.get("loc", ()) if not str(p).startswith("function-"))
         key = ".".join(str(p) for p in loc) or "(top level)"
         extra = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-        raise ConfigError(f"{_origin_of(loc, sources)}: key '{key}': {_describe(err)}{extra}") from None
+        raise ConfigError(f"{_origin_of(loc, sources, layers)}: key '{key}': {_describe(err)}{extra}") from None
