@@ -25,6 +25,7 @@ DEFAULT_CARD_TTL_S = 300
 class ApprovalService(Service):
     name = "approvals"
     streams = ("verdicts", "reports")
+    event_types = frozenset({"review.verdict", "report"})
 
     async def handle(self, event: Event, tx: Tx) -> None:
         if isinstance(event, VerdictEvent):

@@ -1,6 +1,6 @@
 """AnalyticsService: dealer positioning and flow metrics per symbol, on the bus.
 
-Consumes ``market`` (chain refreshes) and ``flow`` (tape, option flow, closing
+Consumes ``chains`` (chain refreshes) and ``flow`` (tape, option flow, closing
 imbalance). Flow updates rolling windows and VPIN; each chain refresh produces
 one :class:`AnalyticsEvent` (stream ``analytics``; latest also in the
 ``analytics`` snapshot key) with GEX/DEX, walls, flip, max pain, book imbalance,
@@ -45,7 +45,8 @@ class _SymbolState:
 
 class AnalyticsService(Service):
     name = "analytics"
-    streams = ("market", "flow")
+    streams = ("chains", "flow")
+    event_types = frozenset({"market.chain", "market.flow", "market.imbalance"})
 
     def __init__(self, ctx: Context) -> None:
         super().__init__(ctx)

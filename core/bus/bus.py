@@ -85,11 +85,20 @@ class Tx:
     def emit(self, cls: type[E], *, correlation_id: str | None = None, **fields: Any) -> E:
         return self.publish(self.bus.make(cls, correlation_id=correlation_id, **fields))  # type: ignore[return-value]
 
+    @property
+    def empty(self) -> bool:
+        """Nothing queued: no event, no state write."""
+        return not self.events and not self.pipe.command_stack
+
     async def commit(self) -> list[Any]:
         result = await self.pipe.execute()
         self.bus.notify(self._streams)
+        await self.run_after_commit()
+        return result
+
+    async def run_after_commit(self) -> None:
         for fn in self.after_commit:
             out = fn()
             if hasattr(out, "__await__"):
                 await out
-        return result
+        self.after_commit.clear()

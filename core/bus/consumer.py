@@ -19,17 +19,19 @@ from typing import Any
 from redis.exceptions import ResponseError
 
 from core.bus.bus import Bus, Tx
-from core.bus.events import BadEvent, Event, decode
+from core.bus.events import REGISTRY, BadEvent, Event, decode
 from core.runtime import metrics
 
 log = logging.getLogger("quanticity.bus")
+_KNOWN = frozenset(REGISTRY)
+_COMMITTED, _EMPTY, _SKIPPED = 1, 2, 0
 Handler = Callable[[Event, Tx], Awaitable[None]]
 
 
 class Consumer:
     def __init__(self, bus: Bus, group: str, streams: Sequence[str], name: str = "c1", *,
                  claim_idle_ms: int = 30_000, max_deliveries: int = 5, processed_ttl_s: int = 604_800,
-                 batch: int = 100) -> None:
+                 batch: int = 100, event_types: frozenset[str] | None = None) -> None:
         self.bus = bus
         self.group = group
         self.name = name
@@ -38,6 +40,7 @@ class Consumer:
         self.max_deliveries = max_deliveries
         self.processed_ttl_s = processed_ttl_s
         self.batch = batch
+        self.event_types = event_types  # None = every type; others are acked unread
         self._recovered = False
         self._retry_pending = False
         self.handled = 0
@@ -91,17 +94,29 @@ class Consumer:
             for key in self.stream_keys:
                 n += await self._read(handler, key, "0")
         streams = {k: ">" for k in self.stream_keys}
-        resp = await self.bus.redis.xreadgroup(self.group, self.name, streams, count=self.batch,
-                                               block=block_ms)
+        try:
+            resp = await self.bus.redis.xreadgroup(self.group, self.name, streams, count=self.batch,
+                                                   block=block_ms)
+        except ResponseError as exc:
+            if "NOGROUP" not in str(exc):
+                raise
+            # the stream or group vanished (Redis restarted without persistence, keys deleted):
+            # recreate and go on; what was in it is gone and is logged as such
+            log.error("group=%s: stream or consumer group missing, recreating (%s)", self.group, exc)
+            await self.ensure_groups()
+            return n
         for key, entries in resp or []:
             n += await self._batch(handler, key, entries)
         return n
 
     async def _batch(self, handler: Handler, key: str, entries: list[tuple[str, dict[str, Any]]]) -> int:
-        """Decode once, check every handled-marker in one round trip, then handle in order."""
+        """Handle a batch in order. Types this consumer does not take, and handlings that wrote
+        nothing, are acknowledged together in one XACK at the end (no marker needed: nothing
+        to duplicate). The handled-markers of the rest are checked in one round trip."""
         decoded: list[Event | BadEvent | None] = []
         for _entry_id, fields in entries:
-            if not fields:
+            etype = fields.get("t") if fields else None
+            if not fields or (self.event_types is not None and etype in _KNOWN and etype not in self.event_types):
                 decoded.append(None)
                 continue
             try:
@@ -115,16 +130,19 @@ class Consumer:
             for i in ids:
                 pipe.exists(self.bus.keys.done(self.group, i))
             done = {i for i, hit in zip(ids, await pipe.execute(), strict=True) if hit}
-        n = 0
+        ack: list[str] = []
         for (entry_id, fields), item in zip(entries, decoded, strict=True):
             if item is None or (isinstance(item, Event) and item.id in done):
-                await self.bus.redis.xack(key, self.group, entry_id)
-            else:
-                handled = await self._one(handler, key, entry_id, fields, item)
-                if handled and isinstance(item, Event):
-                    done.add(item.id)  # the same event twice in one batch
-            n += 1
-        return n
+                ack.append(entry_id)
+                continue
+            outcome = await self._one(handler, key, entry_id, fields, item)
+            if outcome == _EMPTY:
+                ack.append(entry_id)
+            if outcome in (_EMPTY, _COMMITTED) and isinstance(item, Event):
+                done.add(item.id)  # the same event twice in one batch
+        if ack:
+            await self.bus.redis.xack(key, self.group, *ack)
+        return len(entries)
 
     async def _dead_letter(self, key: str, entry_id: str, fields: dict[str, Any], error: str) -> None:
         pipe = self.bus.redis.pipeline(transaction=True)
@@ -137,7 +155,8 @@ class Consumer:
 
     async def _one(self, handler: Handler, key: str, entry_id: str, fields: dict[str, Any],
                    decoded: Event | BadEvent | None = None) -> int:
-        """Handle one entry; returns 1 when the handler ran and committed, else 0."""
+        """Handle one entry: ``_COMMITTED`` (outputs + marker + ack in one MULTI/EXEC),
+        ``_EMPTY`` (handler wrote nothing: the caller acks), ``_SKIPPED`` otherwise."""
         redis = self.bus.redis
         checked = decoded is not None
         try:
@@ -150,11 +169,11 @@ class Consumer:
             log.warning("group=%s stream=%s entry=%s rejected malformed event: %s", self.group, key,
                         entry_id, exc)
             await self._dead_letter(key, entry_id, fields, f"malformed: {exc}")
-            return 0
+            return _SKIPPED
         done_key = self.bus.keys.done(self.group, event.id)
         if not checked and await redis.exists(done_key):
             await redis.xack(key, self.group, entry_id)
-            return 0
+            return _SKIPPED
         started = time.perf_counter()
         tx = self.bus.tx()
         try:
@@ -170,11 +189,15 @@ class Consumer:
                 await self._dead_letter(key, entry_id, fields, f"{type(exc).__name__}: {exc}")
             else:
                 self._retry_pending = True
-            return 0
+            return _SKIPPED
+        self.handled += 1
+        metrics.HANDLED.labels(self.group).inc()
+        if tx.empty:
+            await tx.run_after_commit()
+            metrics.LATENCY.labels(self.group).observe(time.perf_counter() - started)
+            return _EMPTY
         tx.pipe.set(done_key, "1", ex=self.processed_ttl_s)
         tx.pipe.xack(key, self.group, entry_id)
         await tx.commit()
-        self.handled += 1
-        metrics.HANDLED.labels(self.group).inc()
         metrics.LATENCY.labels(self.group).observe(time.perf_counter() - started)
-        return 1
+        return _COMMITTED

@@ -92,7 +92,7 @@ class QuoteEvent(Event):
 
 
 class ChainEvent(Event):
-    STREAM: ClassVar[str] = "market"
+    STREAM: ClassVar[str] = "chains"
     type: Literal["market.chain"] = "market.chain"
     symbol: str
     spot: float
@@ -125,7 +125,7 @@ class FlowEvent(Event):
 class OptionQuoteEvent(Event):
     """Quote of one watched option contract (working orders, open positions), every tick."""
 
-    STREAM: ClassVar[str] = "market"
+    STREAM: ClassVar[str] = "option_quotes"
     type: Literal["market.option_quote"] = "market.option_quote"
     symbol: str
     contract_key: str

@@ -155,6 +155,14 @@ class TelegramSettings(_Strict):
     per_chat_messages_per_s: float = Field(default=1.0, gt=0)
     max_message_chars: int = Field(default=4096, ge=100, le=4096)
     alerts: TelegramAlerts = Field(default_factory=TelegramAlerts)
+    # --- added by the Telegram bot (documented in config/default.yaml, telegram section)
+    poll_timeout_s: int = Field(default=10, ge=0, le=50)  # getUpdates long-poll timeout
+    backoff_base_s: float = Field(default=1.0, gt=0)  # first retry delay after a network error / rejection
+    backoff_max_s: float = Field(default=60.0, gt=0)  # cap of the exponential retry delay
+    max_attempts: int = Field(default=8, ge=1)  # rejected (400/403) sends before the dead letter
+    confirm_ttl_s: int = Field(default=120, ge=10)  # how long a /flatten or /resume confirm button stays valid
+    max_event_age_s: int = Field(default=3600, ge=60)  # alerts/fills older than this (bot was down) are not sent
+    sent_ttl_s: int = Field(default=7 * 86400, ge=3600)  # how long sent-message idempotency markers are kept
 
 
 class TierSettings(_Strict):
@@ -187,6 +195,8 @@ class DistributionSettings(_Strict):
     report_base_url: str | None = None
     # how long delivery records (status, message id) are kept after completion (s)
     record_ttl_s: int = Field(default=30 * 86400, ge=3600)
+    # chains (trade x channel x tier) sent in parallel on the wall clock (a SimClock is always sequential)
+    send_concurrency: int = Field(default=8, ge=1, le=64)
 
     @field_validator("tiers")
     @classmethod
@@ -203,6 +213,12 @@ class ReportSettings(_Strict):
     close: time = time(16, 10)
     out_dir: str = "var/reports"
     require_approval: bool = True
+    # --- added by reports (documented in config/default.yaml, reports section)
+    plotlyjs: Literal["cdn", "inline"] = "cdn"  # plotly.js once per page: CDN script tag, or inlined (~4 MB)
+    early_close_delay_min: int = Field(default=10, ge=0, le=180)  # early-close day: close report this long after
+    catch_up_min: int = Field(default=30, ge=0, le=720)  # a scheduled report missed (restart) by <= this still builds
+    index_symbols: list[str] = Field(default_factory=lambda: ["SPX", "SPY", "QQQ", "IWM"])  # GEX charts / levels
+    commentary: Literal["auto", "template"] = "auto"  # auto: overseer narrator (model if available), else template
 
 
 class MetricsSettings(_Strict):

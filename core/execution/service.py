@@ -1,7 +1,7 @@
 """ExecutionService: approved signals and exit requests become broker orders.
 
 Consumes ``approvals`` (approved entries), ``order_requests`` (exits from the
-position manager), ``market`` (option quotes of watched contracts: the paper
+position manager), ``option_quotes`` (option quotes of watched contracts: the paper
 broker fills, reprices and cancels against them) and ``control``
 (``cancel_entries`` on a halt, ``flatten``). Publishes :class:`OrderEvent` for
 every order state change and :class:`FillEvent` for every execution.
@@ -55,7 +55,8 @@ KEEP_TERMINAL_S = 3600
 
 class ExecutionService(Service):
     name = "execution"
-    streams = ("approvals", "order_requests", "market", "control")
+    streams = ("approvals", "order_requests", "option_quotes", "control")
+    event_types = frozenset({"approval.decision", "market.option_quote", "order.request", "control"})
 
     def __init__(self, ctx: Context) -> None:
         super().__init__(ctx)

@@ -5,9 +5,10 @@ publishes, per symbol: an underlying :class:`QuoteEvent` with 10-level depth
 (stream ``quotes``; latest also in the ``quote`` snapshot key), a
 :class:`FlowEvent` (tape prints, dark-pool prints, option-flow alerts, net
 premium; stream ``flow``), an :class:`ImbalanceEvent` from 15:50, and an
-:class:`OptionQuoteEvent` for every watched contract (hash ``watch``: working
-orders and open positions). Every ``market.chain_seconds`` the full chain goes
-into the ``chain`` snapshot key and a :class:`ChainEvent` says so.
+:class:`OptionQuoteEvent` for every watched contract (stream ``option_quotes``;
+hash ``watch``: working orders and open positions). Every ``market.chain_seconds``
+the full chain goes into the ``chain`` snapshot key and a :class:`ChainEvent`
+says so (stream ``chains``).
 
 Only ``market.source: simulator`` exists in this build; IBKR and vendor
 adapters publish the same events (their issue adds them).

@@ -1,6 +1,6 @@
 """PositionService: the position manager on the bus.
 
-Consumes ``orders`` (fills and order outcomes), ``market`` (option quotes of held
+Consumes ``orders`` (fills and order outcomes), ``option_quotes`` (quotes of held
 contracts) and ``control`` (``flatten``, ``close``). Books fills into positions
 (hash ``positions``; closed ones move to ``positions_closed``), runs the exit plan
 on every mark (mid of the option quote) and asks the execution service to sell
@@ -42,24 +42,37 @@ TERMINAL = {"filled", "cancelled", "rejected"}
 
 class PositionService(Service):
     name = "positions"
-    streams = ("orders", "market", "control")
+    streams = ("orders", "option_quotes", "control")
+    event_types = frozenset({"order.fill", "order.update", "market.option_quote", "control"})
 
     def __init__(self, ctx: Context) -> None:
         super().__init__(ctx)
         self._sessions: dict[date, SessionInfo] = {}
+        # This service is the only writer of the positions hash, so it keeps a write-through copy
+        # (read once per process); a failed handling drops the copy and it is re-read from Redis.
+        self._cache: dict[str, Position] | None = None
+        self._ctx_cache: dict[str, dict[str, Any]] = {}
 
     # ------------------------------------------------------------------ state
+    async def _positions(self) -> dict[str, Position]:
+        if self._cache is None:
+            raw = await self.redis.hgetall(self.keys.hash("positions"))
+            self._cache = {k: Position.model_validate(json.loads(raw[k])["position"]) for k in sorted(raw)}
+        return self._cache
+
     async def _load(self, position_id: str) -> Position | None:
-        raw = await self.redis.hget(self.keys.hash("positions"), position_id)
-        if raw is None:
-            return None
-        return Position.model_validate(json.loads(raw)["position"])
+        return (await self._positions()).get(position_id)
 
     async def _open_positions(self) -> list[Position]:
-        raw = await self.redis.hgetall(self.keys.hash("positions"))
-        return [Position.model_validate(json.loads(raw[k])["position"]) for k in sorted(raw)]
+        cache = await self._positions()
+        return [cache[k] for k in sorted(cache)]
 
     def _save(self, tx: Tx, p: Position) -> None:
+        if self._cache is not None:
+            if p.is_open:
+                self._cache[p.position_id] = p
+            else:
+                self._cache.pop(p.position_id, None)
         c = p.contract
         body = {"symbol": c.symbol, "expiry": c.expiry.isoformat(), "strike": c.strike, "right": c.right.value,
                 "multiplier": c.multiplier, "strategy": p.strategy, "qty_open": p.qty_open,
@@ -87,11 +100,23 @@ class PositionService(Service):
         return s
 
     async def _context(self, correlation_id: str) -> dict[str, Any]:
-        raw = await self.redis.hget(self.keys.hash("trade_ctx"), correlation_id)
-        return json.loads(raw) if raw else {}
+        got = self._ctx_cache.get(correlation_id)
+        if got is None:
+            raw = await self.redis.hget(self.keys.hash("trade_ctx"), correlation_id)
+            got = json.loads(raw) if raw else {}
+            if got:
+                self._ctx_cache[correlation_id] = got
+        return got
 
     # ------------------------------------------------------------------ events
     async def handle(self, event: Event, tx: Tx) -> None:
+        try:
+            await self._dispatch(event, tx)
+        except BaseException:
+            self._cache = None  # the tx will not commit: forget what this handling changed
+            raise
+
+    async def _dispatch(self, event: Event, tx: Tx) -> None:
         if isinstance(event, FillEvent):
             await self._fill(event, tx)
         elif isinstance(event, OrderEvent):

@@ -12,4 +12,4 @@ def consumer_for(service: Service, instance: str = "c1") -> Consumer | None:
     r = service.settings.redis
     return Consumer(service.bus, service.name, service.streams, name=instance,
                     claim_idle_ms=r.claim_idle_ms, max_deliveries=r.max_deliveries,
-                    processed_ttl_s=r.processed_ttl_s)
+                    processed_ttl_s=r.processed_ttl_s, event_types=service.event_types)

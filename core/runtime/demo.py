@@ -13,6 +13,7 @@ date give the same journal and outbox byte for byte (``wall_seconds`` aside).
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
 import time
@@ -162,7 +163,8 @@ async def run_demo(settings: Settings, secrets: Secrets, day: date, seed: int, o
                            timeout=settings.redis.connect_timeout_s)
     if progress:
         print(f"redis: {handle.description}", file=sys.stderr)
-    keys = Keys(f"{settings.redis.key_prefix}.demo.{seed}.{day:%Y%m%d}")
+    # private to this run (pid), so concurrent demos on one Redis never touch each other's keys
+    keys = Keys(f"{settings.redis.key_prefix}.demo.{seed}.{day:%Y%m%d}.{os.getpid()}")
     try:
         await _wipe(handle, keys)
         clock = SimClock(start)

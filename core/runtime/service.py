@@ -1,7 +1,8 @@
 """The Service base class. Every stage is one: a stream processor with optional
 timers, the same code in every run mode.
 
-- ``streams``: event streams it consumes (consumer group = service name).
+- ``streams``: event streams it consumes (consumer group = service name);
+  ``event_types`` narrows it to the types it handles (the rest are acked unread).
 - ``handle(event, tx)``: queue outputs on ``tx``; they commit atomically with the ack.
 - ``interval_s`` + ``on_timer(now)``: periodic work on the service clock.
 - ``next_due(now)``: earliest scheduled work (e.g. a sorted-set queue) so the
@@ -48,6 +49,8 @@ class Context:
 class Service:
     name: str = "service"
     streams: tuple[str, ...] = ()
+    # event types it handles (others on its streams are acknowledged unread); None = all
+    event_types: frozenset[str] | None = None
     interval_s: float | None = None
 
     def __init__(self, ctx: Context) -> None:

@@ -70,13 +70,15 @@ class SimRunner:
             while t <= end_ms:
                 self.clock.set_ms(t)
                 now = self.clock.now()
+                due_ms: dict[int, int | None] = {}
                 for _ in range(self.max_rounds):
                     ran = False
                     for i, svc in enumerate(self.services):
                         due = i in next_timer and next_timer[i] <= t
                         if not due:
                             nd = await svc.next_due(now)
-                            due = nd is not None and int(nd.timestamp() * 1000) <= t
+                            due_ms[i] = None if nd is None else int(nd.timestamp() * 1000)
+                            due = due_ms[i] is not None and due_ms[i] <= t  # type: ignore[operator]
                         if due:
                             await svc.on_timer(now)
                             ran = True
@@ -93,11 +95,8 @@ class SimRunner:
                     res = on_step(now)
                     if res is not None:
                         await res
-                candidates = list(next_timer.values())
-                for svc in self.services:
-                    nd = await svc.next_due(now)
-                    if nd is not None:
-                        candidates.append(int(nd.timestamp() * 1000))
+                # the last round ran nothing, so the next_due values it read are still current
+                candidates = list(next_timer.values()) + [v for v in due_ms.values() if v is not None]
                 future = [c for c in candidates if c > t]
                 if not future:
                     break

@@ -22,7 +22,7 @@ async def test_quotes_chains_flow_and_snapshots(sim_bus, ctx_for):
     quotes = await stream(sim_bus, "quotes")
     assert len(quotes) == 2 * 61  # every 10 s for both symbols, both ends included
     assert all(q.bid <= q.ask and len(q.depth_bid) == 10 for q in quotes)
-    chains = [e for e in await stream(sim_bus, "market") if isinstance(e, ChainEvent)]
+    chains = [e for e in await stream(sim_bus, "chains") if isinstance(e, ChainEvent)]
     assert len(chains) == 2 * 11 and all(c.contracts > 100 for c in chains)
     assert {e.symbol for e in await stream(sim_bus, "flow")} == {"SPY", "AAPL"}
     snap = json.loads(await sim_bus.redis.get(sim_bus.keys.snapshot("quote", "SPY")))
@@ -51,7 +51,7 @@ async def test_watched_contract_gets_option_quotes(sim_bus, ctx_for):
     key = f"SPY:{str(chain.expiry[0]).replace('-', '')}:{'C' if chain.is_call[0] else 'P'}:{chain.strike[0]:g}:100"
     await sim_bus.redis.hset(sim_bus.keys.hash("watch"), key, "1")
     await SimRunner([svc], sim_bus.clock).run(at(time(9, 31)), at(time(9, 32)))
-    oq = [e for e in await stream(sim_bus, "market") if e.type == "market.option_quote"]
+    oq = [e for e in await stream(sim_bus, "option_quotes") if e.type == "market.option_quote"]
     assert len(oq) == 7 and all(e.contract_key == key and 0 <= e.bid <= e.ask for e in oq)
 
 
