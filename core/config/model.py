@@ -112,7 +112,7 @@ class ExecutionSettings(_Strict):
 
 
 class OverseerSettings(_Strict):
-    model: str = "claude-sonnet-4-5"
+    model: str = "claude-sonnet-4-6"
     timeout_s: float = Field(default=8.0, gt=0)
     max_retries: int = Field(default=2, ge=0)
     max_calls_per_minute: int = Field(default=20, ge=1)

@@ -1,0 +1,334 @@
+"""AnomalyService: the overseer's watch over feeds, broker, execution, account and strategies.
+
+Service name ``anomaly``, streams ``("orders", "positions", "deliveries")``, timer every
+``overseer.anomaly_interval_s`` seconds of the service clock.
+
+Events (``handle``; state written on the handler's tx):
+  FillEvent (entry)           slippage % of mid -> list ``keys.key("anomaly", "slippage")``,
+                              average of the last ``overseer.slippage_window`` -> SLIPPAGE_SPIKE
+  PositionEvent (closed)      realized P&L -> list ``keys.key("anomaly_trades", strategy)`` (last
+                              ``degradation_window``); two flags -> hash ``strategies[name] =
+                              "disabled"`` + WARNING STRATEGY_DISABLED (the window then restarts)
+  DeliveryEvent               dead_letter -> WARNING DELIVERY_DEAD_LETTER; 3+ retries in a row ->
+                              INFO; the next "delivered" on that channel clears both
+
+Timer (``on_timer``; one tx per tick):
+  FEED_STALE                  (session only) quote snapshots ``quote_ts`` (ms), chain snapshots
+                              ``asof`` vs ``overseer.stale_feed_s`` {quotes, chains}; last seen
+                              source times kept in hash ``anomaly_feeds`` so an expired snapshot
+                              key still counts as stale
+  BROKER_DISCONNECTED         (session only) hash ``broker`` field ``connected == "0"``
+  PRICE_DIVERGENCE            (session only) ``snapshot("vendor_quote", s)`` vs ``snapshot("quote", s)``
+  DRAWDOWN, DAILY_LOSS        ``core.state.account.read_account``; ``core.risk.daily_loss_level``
+  DEAD_LETTER                 new entries in any bus dead-letter stream (cleared after 10 quiet minutes)
+  STRATEGY_DISABLED cleared   once an admin re-enables the strategy
+
+Timer-evaluated alerts clear after two consecutive clean evaluations (no flapping storms).
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+from typing import Any
+
+from core.bus.bus import Tx
+from core.bus.events import AuditEvent, DeliveryEvent, Event, FillEvent, PositionEvent
+from core.clock.calendar import NY
+from core.risk import RiskState, daily_loss_level
+from core.runtime.service import Context, Service
+from core.state.account import read_account
+from overseer._util import load_json_obj, parse_ts_ms, risk_limits, snapshot_asof_ms, text
+from overseer.anomaly import detectors as d
+from overseer.anomaly.alerts import AlertBook
+from overseer.narratives.narrator import Narrator
+
+TIMER_CLEAR_AFTER = 2
+DLQ_QUIET_S = 600
+
+
+def _floats(values: Any) -> list[float]:
+    """Numbers of a Redis list we wrote; anything unparsable is skipped, never an exception."""
+    out = []
+    for v in values or []:
+        try:
+            f = float(text(v))
+        except ValueError:
+            continue
+        if math.isfinite(f):
+            out.append(f)
+    return out
+
+
+def _int(value: Any) -> int:
+    try:
+        return int(text(value) or 0)
+    except ValueError:
+        return 0
+
+
+class AnomalyService(Service):
+    name = "anomaly"
+    streams = ("orders", "positions", "deliveries")
+    event_types = frozenset({"order.fill", "position.update", "delivery"})
+    interval_s: float | None = 30.0
+
+    def __init__(self, ctx: Context) -> None:
+        super().__init__(ctx)
+        self.cfg = self.settings.overseer
+        self.interval_s = float(self.cfg.anomaly_interval_s)
+        self.narrator = Narrator.from_context(ctx)
+        self.book = AlertBook(self.bus, self.narrator)
+        self.limits = risk_limits(self.settings)
+
+    async def stop(self) -> None:
+        await self.narrator.aclose()
+
+    # ================================================================== events
+    async def handle(self, event: Event, tx: Tx) -> None:
+        if isinstance(event, FillEvent):
+            await self._on_fill(event, tx)
+        elif isinstance(event, PositionEvent):
+            await self._on_position(event, tx)
+        elif isinstance(event, DeliveryEvent):
+            await self._on_delivery(event, tx)
+
+    async def _on_fill(self, ev: FillEvent, tx: Tx) -> None:
+        if ev.purpose != "entry":
+            return
+        pct = d.slippage_pct(ev.slippage, ev.mid_at_order)
+        if pct is None:
+            return
+        key = self.keys.key("anomaly", "slippage")
+        window = self.cfg.slippage_window
+        older = _floats(await self.redis.lrange(key, 0, window - 2)) if window > 1 else []
+        recent = [pct, *older]
+        tx.pipe.lpush(key, repr(round(pct, 6)))
+        tx.pipe.ltrim(key, 0, window - 1)
+        finding = d.slippage_spike(recent, self.cfg.slippage_spike_pct)
+        await self.book.apply(tx, [finding] if finding else [], lambda c: c.get("code") == "SLIPPAGE_SPIKE")
+
+    def _baseline(self, strategy: str) -> float:
+        return float(self.cfg.strategy_baseline_win_rate_pct.get(strategy, self.cfg.baseline_win_rate_pct))
+
+    async def _on_position(self, ev: PositionEvent, tx: Tx) -> None:
+        if ev.kind != "closed" or not ev.strategy:
+            return
+        name = ev.strategy
+        key = self.keys.key("anomaly_trades", name)
+        window = self.cfg.degradation_window
+        older = _floats(await self.redis.lrange(key, 0, window - 2))
+        pnls = [float(ev.realized_pnl), *older]
+        baseline = self._baseline(name)
+        health = d.strategy_health(
+            pnls,
+            baseline_win_rate_pct=baseline,
+            margin_pts=self.cfg.win_rate_margin_pts,
+            loss_win_ratio=self.cfg.loss_win_ratio,
+            max_losing_streak=self.cfg.max_losing_streak,
+            min_trades=self.cfg.degradation_min_trades,
+        )
+        finding = d.strategy_findings(name, health, baseline)
+        already_disabled = text(await self.redis.hget(self.keys.hash("strategies"), name)) == "disabled"
+        if finding is not None and finding.code == "STRATEGY_DISABLED":
+            if already_disabled:
+                finding = None  # nothing more to do: someone already switched it off
+            else:
+                tx.pipe.hset(self.keys.hash("strategies"), name, "disabled")
+                tx.pipe.delete(key)  # judged afresh once an admin re-enables it
+                tx.emit(
+                    AuditEvent,
+                    correlation_id=ev.correlation_id,
+                    actor="overseer",
+                    action="strategy.disable",
+                    detail={"strategy": name, **finding.facts},
+                )
+        if finding is None or finding.code != "STRATEGY_DISABLED":
+            tx.pipe.lpush(key, repr(float(ev.realized_pnl)))
+            tx.pipe.ltrim(key, 0, window - 1)
+        mine = {f"STRATEGY_DEGRADED|{name}"}
+        await self.book.apply(
+            tx, [finding] if finding else [], lambda c: f"{c.get('code')}|{c.get('subject')}" in mine
+        )
+
+    async def _on_delivery(self, ev: DeliveryEvent, tx: Tx) -> None:
+        channel = ev.channel or "unknown"
+        streaks = self.keys.hash("anomaly_delivery")
+        findings: list[d.Finding] = []
+        if ev.status == "dead_letter":
+            findings.append(d.delivery_dead_letter(channel, ev.tier, ev.attempts, ev.error))
+            tx.pipe.hdel(streaks, channel)
+            scope_codes = {"DELIVERY_RETRYING"}
+        elif ev.status == "retry":
+            streak = _int(await self.redis.hget(streaks, channel)) + 1
+            tx.pipe.hset(streaks, channel, str(streak))
+            f = d.delivery_retrying(channel, streak)
+            if f is not None:
+                findings.append(f)
+            scope_codes = set()
+        else:  # delivered: the channel works again
+            tx.pipe.hdel(streaks, channel)
+            scope_codes = {"DELIVERY_RETRYING", "DELIVERY_DEAD_LETTER"}
+        await self.book.apply(
+            tx, findings, lambda c: c.get("code") in scope_codes and c.get("subject") == channel
+        )
+
+    # ================================================================== timer
+    async def on_timer(self, now: datetime) -> None:
+        tx = self.bus.tx()
+        await self.check(now, tx)
+        await tx.commit()
+
+    async def check(self, now: datetime, tx: Tx) -> None:
+        """One evaluation of every timer detector; outputs on ``tx``."""
+        state = await self.book.load()
+        now_ms = int(now.timestamp() * 1000)
+        session_open_ms = self._session_open_ms(now)
+        in_session = session_open_ms is not None
+
+        await self.book.apply(
+            tx,
+            await self._feeds(now_ms, session_open_ms, tx) if in_session else [],
+            lambda c: c.get("code") == "FEED_STALE",
+            state=state,
+            clear_after=TIMER_CLEAR_AFTER,
+        )
+        await self.book.apply(
+            tx,
+            await self._broker(now_ms, state) if in_session else [],
+            lambda c: c.get("code") == "BROKER_DISCONNECTED",
+            state=state,
+            clear_after=TIMER_CLEAR_AFTER,
+        )
+        await self.book.apply(
+            tx,
+            await self._divergence() if in_session else [],
+            lambda c: c.get("code") == "PRICE_DIVERGENCE",
+            state=state,
+            clear_after=TIMER_CLEAR_AFTER,
+        )
+        await self.book.apply(
+            tx,
+            await self._account(now),
+            lambda c: c.get("code") in ("DRAWDOWN", "DAILY_LOSS"),
+            state=state,
+            clear_after=TIMER_CLEAR_AFTER,
+        )
+        await self.book.apply(
+            tx,
+            await self._dead_letters(tx),
+            lambda c: (
+                c.get("code") == "DEAD_LETTER" and now_ms - int(c.get("last_ms", 0)) >= DLQ_QUIET_S * 1000
+            ),
+            state=state,
+        )
+        switches = await self.redis.hgetall(self.keys.hash("strategies"))
+        re_enabled = {
+            i
+            for i, c in state.items()
+            if c.get("code") == "STRATEGY_DISABLED"
+            and text(switches.get(str(c.get("subject")))) != "disabled"
+        }
+        await self.book.apply(
+            tx, [], lambda c: f"{c.get('code')}|{c.get('subject')}" in re_enabled, state=state
+        )
+
+    def _session_open_ms(self, now: datetime) -> int | None:
+        """Today's session open (ms) while the NYSE regular session is open, else None."""
+        cal = self.ctx.calendar
+        if not cal.is_open(now):
+            return None
+        return int(cal.session(now.astimezone(NY).date()).open.timestamp() * 1000)
+
+    async def _feeds(self, now_ms: int, session_open_ms: int | None, tx: Tx) -> list[d.Finding]:
+        symbols = list(self.settings.market.symbols)
+        if not symbols:
+            return []
+        quotes = await self.redis.mget([self.keys.snapshot("quote", s) for s in symbols])
+        chains = await self.redis.mget([self.keys.snapshot("chain", s) for s in symbols])
+        seen_key = self.keys.hash("anomaly_feeds")
+        seen = {text(k): text(v) for k, v in (await self.redis.hgetall(seen_key)).items()}
+        limits = self.cfg.stale_feed_s
+        out: list[d.Finding] = []
+        for sym, q_raw, c_raw in zip(symbols, quotes, chains, strict=True):
+            q = load_json_obj(q_raw)
+            current = {
+                "quotes": parse_ts_ms(q.get("quote_ts")) if q else None,
+                "chains": snapshot_asof_ms(c_raw) if c_raw is not None else None,
+            }
+            for source, ts in current.items():
+                if source not in limits:
+                    continue
+                field = f"{source}:{sym}"
+                last = parse_ts_ms(seen.get(field)) if seen.get(field) else None
+                if ts is not None and (last is None or ts > last):
+                    tx.pipe.hset(seen_key, field, str(ts))
+                    last = ts
+                f = d.feed_staleness(source, sym, last, now_ms, session_open_ms or 0, float(limits[source]))
+                if f is not None:
+                    out.append(f)
+        return out
+
+    async def _broker(self, now_ms: int, state: dict[str, dict[str, Any]]) -> list[d.Finding]:
+        connected = await self.redis.hget(self.keys.hash("broker"), "connected")
+        cur = state.get("BROKER_DISCONNECTED|broker")
+        since = int(cur["since_ms"]) if cur and cur.get("since_ms") else None
+        f = d.broker_connection(
+            text(connected) if connected is not None else None, since, now_ms, self.cfg.broker_down_critical_s
+        )
+        return [f] if f else []
+
+    async def _divergence(self) -> list[d.Finding]:
+        symbols = list(self.settings.market.symbols)
+        if not symbols:
+            return []
+        quotes = await self.redis.mget([self.keys.snapshot("quote", s) for s in symbols])
+        vendors = await self.redis.mget([self.keys.snapshot("vendor_quote", s) for s in symbols])
+        skew = float(self.cfg.stale_feed_s.get("quotes", 30.0))
+        out = []
+        for sym, q_raw, v_raw in zip(symbols, quotes, vendors, strict=True):
+            q, v = load_json_obj(q_raw), load_json_obj(v_raw)
+            if q is None or v is None:
+                continue
+            f = d.price_divergence(sym, q, v, self.cfg.price_divergence_pct, skew)
+            if f is not None:
+                out.append(f)
+        return out
+
+    async def _account(self, now: datetime) -> list[d.Finding]:
+        acct = await read_account(self.redis, self.keys, self.settings, now)
+        out = []
+        f = d.drawdown(acct.drawdown_pct, self.cfg.drawdown_warn_pct, self.cfg.drawdown_critical_pct)
+        if f is not None:
+            out.append(f)
+        level = daily_loss_level(
+            RiskState(account_value=acct.account_value, daily_pnl=acct.daily_pnl), self.limits
+        )
+        f = d.daily_loss(
+            level,
+            acct.daily_pnl,
+            acct.account_value,
+            self.limits.daily_loss_warn_pct,
+            self.limits.daily_loss_halt_pct,
+        )
+        if f is not None:
+            out.append(f)
+        return out
+
+    async def _dead_letters(self, tx: Tx) -> list[d.Finding]:
+        lens_key = self.keys.hash("anomaly_dlq")
+        known = {text(k): _int(v) for k, v in (await self.redis.hgetall(lens_key)).items()}
+        prefix = self.keys.dlq("")
+        out = []
+        keys = sorted({text(k) async for k in self.redis.scan_iter(match=self.keys.dlq("*"), count=500)})
+        for key in keys:
+            group = key[len(prefix) :]
+            n = int(await self.redis.xlen(key))
+            last = known.get(group, 0)
+            new = n - last if n >= last else n
+            if n != last:
+                tx.pipe.hset(lens_key, group, str(n))
+            f = d.dead_letters(group, new)
+            if f is not None:
+                out.append(f)
+        return out
