@@ -26,6 +26,7 @@ from core.analytics.validate import clean_chain
 from core.analytics.vpin import Vpin
 from core.bus.bus import Tx
 from core.bus.events import AnalyticsEvent, ChainEvent, Event, FlowEvent, ImbalanceEvent
+from core.clock.calendar import NY
 from core.market.chain import displayed_size
 from core.market.chain_codec import decode_chain
 from core.market.sim.config import DEFAULT_SPECS
@@ -109,7 +110,7 @@ class AnalyticsService(Service):
                 obi1, obi5 = float(imbalance_l1(bs, asz)), float(imbalance_l5(bs, asz))
         ref_raw = await self.redis.get(self.keys.snapshot("reference", ev.symbol))
         ref = json.loads(ref_raw) if ref_raw else {}
-        today: date = now.date()
+        today: date = now.astimezone(NY).date()
         feats = chain_features(clean, expo, now, ref, today)
         feats.update(st.flow.features(ev.ts, clean, expo))
         feats.update(_price_changes(st.prices, ev.ts, clean.spot))

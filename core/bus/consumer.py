@@ -126,10 +126,8 @@ class Consumer:
         ids = [d.id for d in decoded if isinstance(d, Event)]
         done: set[str] = set()
         if ids:
-            pipe = self.bus.redis.pipeline(transaction=False)
-            for i in ids:
-                pipe.exists(self.bus.keys.done(self.group, i))
-            done = {i for i, hit in zip(ids, await pipe.execute(), strict=True) if hit}
+            hits = await self.bus.redis.mget([self.bus.keys.done(self.group, i) for i in ids])
+            done = {i for i, hit in zip(ids, hits, strict=True) if hit is not None}
         ack: list[str] = []
         for (entry_id, fields), item in zip(entries, decoded, strict=True):
             if item is None or (isinstance(item, Event) and item.id in done):
@@ -149,6 +147,7 @@ class Consumer:
         pipe.xadd(self.bus.keys.dlq(self.group), {"stream": key, "entry": entry_id, "error": error[:500],
                                                    **{f"f_{k}": v for k, v in fields.items()}},
                   maxlen=100_000, approximate=True)
+        pipe.sadd(self.bus.keys.dlq_index(), self.group)
         pipe.xack(key, self.group, entry_id)
         pipe.hdel(self.bus.keys.tries(self.group), entry_id)
         await pipe.execute()

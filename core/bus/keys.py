@@ -3,7 +3,7 @@
 Layout (``<p>`` is ``redis.key_prefix``):
 
 - ``<p>:s:<stream>``              event streams (one per event family)
-- ``<p>:dlq:<group>``             dead-letter stream of a consumer group
+- ``<p>:dlq:<group>``             dead-letter stream of a consumer group (groups listed in ``<p>:dlqs``)
 - ``<p>:done:<group>:<event_id>`` handled-marker (idempotent re-delivery), with TTL
 - ``<p>:tries:<group>``           hash event_id -> failed attempts
 - ``<p>:halt``                    hash: the persistent halt state
@@ -30,6 +30,10 @@ class Keys:
 
     def done(self, group: str, event_id: str) -> str:
         return f"{self.prefix}:done:{group}:{event_id}"
+
+    def dlq_index(self) -> str:
+        """Set of consumer groups that have a dead-letter stream (watchers read it, no SCAN)."""
+        return f"{self.prefix}:dlqs"
 
     def tries(self, group: str) -> str:
         return f"{self.prefix}:tries:{group}"

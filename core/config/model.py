@@ -60,6 +60,8 @@ class StrategySettings(_Strict):
     min_confidence: float = Field(default=55.0, ge=0, le=100)
     cooldown_s: int = Field(default=900, ge=0)
     card_ttl_s: int = Field(default=300, ge=10)
+    # thresholds overriding the defaults documented in core/signals/strategies/<name>.py
+    params: dict[str, bool | int | float | str | list[float]] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _window_order(self) -> StrategySettings:
@@ -79,6 +81,15 @@ def _strategies_default() -> dict[str, StrategySettings]:
             symbols=["AAPL", "MSFT", "GOOGL", "AMZN", "NVDA", "META", "TSLA"],
             window=(time(9, 45), time(15, 45)), card_ttl_s=900),
     }
+
+
+class SignalsSettings(_Strict):
+    chain_max_lag_s: float = Field(default=90.0, gt=0)
+    chain_max_lead_s: float = Field(default=180.0, gt=0)
+    max_snapshot_age_s: float = Field(default=300.0, gt=0)
+    history_rebuild_entries: int = Field(default=10_000, ge=0)
+    confidence_ema_alpha: float = Field(default=1.0, gt=0, le=1)
+    skip_held_contracts: bool = True
 
 
 class RiskSettings(_Strict):
@@ -248,6 +259,7 @@ class Settings(_Strict):
     market: MarketSettings = Field(default_factory=MarketSettings)
     analytics: AnalyticsSettings = Field(default_factory=AnalyticsSettings)
     strategies: dict[str, StrategySettings] = Field(default_factory=_strategies_default)
+    signals: SignalsSettings = Field(default_factory=SignalsSettings)
     risk: RiskSettings = Field(default_factory=RiskSettings)
     execution: ExecutionSettings = Field(default_factory=ExecutionSettings)
     overseer: OverseerSettings = Field(default_factory=OverseerSettings)

@@ -75,6 +75,16 @@ class ExecutionService(Service):
         self.broker = PaperBroker(self._config)
         self._state_key = self.keys.key("broker_state", "paper")
         self._pending_key = self.keys.hash("pending_entries")
+        # order_id -> contract key of entries waiting for a quote; this service alone writes the
+        # hash, so the copy spares a Redis read per quote (dropped and re-read after a failure)
+        self._pending: dict[str, str] | None = None
+
+    async def _pending_map(self) -> dict[str, str]:
+        if self._pending is None:
+            raw = await self.redis.hgetall(self._pending_key)
+            self._pending = {oid: ApprovalEvent.model_validate(json.loads(v)["approval"]).signal.contract().key
+                             for oid, v in raw.items()}
+        return self._pending
 
     async def start(self) -> None:
         raw = await self.redis.get(self._state_key)
@@ -87,6 +97,13 @@ class ExecutionService(Service):
 
     # ------------------------------------------------------------------ events
     async def handle(self, event: Event, tx: Tx) -> None:
+        try:
+            await self._dispatch(event, tx)
+        except BaseException:
+            self._pending = None
+            raise
+
+    async def _dispatch(self, event: Event, tx: Tx) -> None:
         changed = False
         if isinstance(event, ApprovalEvent):
             if event.decision == "approved":
@@ -119,6 +136,7 @@ class ExecutionService(Service):
         tx.pipe.hset(self.keys.hash("watch"), contract.key, "1")
         tx.pipe.hset(self._pending_key, order_id, json.dumps({
             "approval": ev.model_dump(mode="json"), "deadline_ms": self.clock.ms() + ENTRY_QUOTE_WAIT_S * 1000}))
+        (await self._pending_map())[order_id] = contract.key
         return False
 
     async def _quote(self, q: OptionQuoteEvent, tx: Tx) -> bool:
@@ -132,15 +150,23 @@ class ExecutionService(Service):
         return bool(events) or placed
 
     async def _place_pending(self, contract_key: str, tx: Tx, now: datetime) -> bool:
-        pending = await self.redis.hgetall(self._pending_key)
+        waiting = await self._pending_map()
+        mine = sorted(oid for oid, key in waiting.items() if key == contract_key)
+        if not mine:
+            return False
+        pending = dict(zip(mine, await self.redis.hmget(self._pending_key, mine), strict=True))
         placed = False
-        for order_id in sorted(pending):
+        for order_id in mine:
+            if pending[order_id] is None:
+                waiting.pop(order_id, None)
+                continue
             body = json.loads(pending[order_id])
             ev = ApprovalEvent.model_validate(body["approval"])
             sig = ev.signal
             if sig.contract().key != contract_key:
                 continue
             tx.pipe.hdel(self._pending_key, order_id)
+            waiting.pop(order_id, None)
             if await is_halted(self.redis, self.keys):
                 self._reject_event(tx, ev.correlation_id, order_id, sig_fields(ev), "entry", Reason.HALTED.value)
                 continue
@@ -192,6 +218,7 @@ class ExecutionService(Service):
         pending = await self.redis.hkeys(self._pending_key)
         for order_id in sorted(pending):
             tx.pipe.hdel(self._pending_key, order_id)
+        self._pending = {}
         return bool(events) or bool(pending)
 
     # ------------------------------------------------------------------ timers
@@ -199,11 +226,14 @@ class ExecutionService(Service):
         tx = self.bus.tx()
         self._publish(tx, self.broker.expire(now))
         now_ms = int(now.timestamp() * 1000)
-        for order_id, raw in sorted((await self.redis.hgetall(self._pending_key)).items()):
+        waiting = await self._pending_map()
+        raw_pending = await self.redis.hgetall(self._pending_key) if waiting else {}
+        for order_id, raw in sorted(raw_pending.items()):
             body = json.loads(raw)
             if body["deadline_ms"] <= now_ms:
                 ev = ApprovalEvent.model_validate(body["approval"])
                 tx.pipe.hdel(self._pending_key, order_id)
+                waiting.pop(order_id, None)
                 self._reject_event(tx, ev.correlation_id, order_id, sig_fields(ev), "entry",
                                    Reason.STALE_DATA.value)
         if tx.events or len(tx.pipe.command_stack):

@@ -1,13 +1,14 @@
 """MarketDataService: publishes market data from the simulator onto the bus.
 
 Every ``market.tick_seconds`` it advances the simulator to the service clock and
-publishes, per symbol: an underlying :class:`QuoteEvent` with 10-level depth
-(stream ``quotes``; latest also in the ``quote`` snapshot key), a
+publishes, per symbol: an underlying :class:`QuoteEvent` (stream ``quotes``;
+latest also in the ``quote`` snapshot key; 10-level depth with each chain
+refresh, which is when analytics reads the book), a
 :class:`FlowEvent` (tape prints, dark-pool prints, option-flow alerts, net
 premium; stream ``flow``), an :class:`ImbalanceEvent` from 15:50, and an
 :class:`OptionQuoteEvent` for every watched contract (stream ``option_quotes``;
-hash ``watch``: working orders and open positions). Every ``market.chain_seconds``
-the full chain goes into the ``chain`` snapshot key and a :class:`ChainEvent`
+hash ``watch``: working orders and open positions). Every ``market.chain_seconds`` in regular hours (and once at the
+first tick, the previous close's book, so pre-market has levels) the full chain goes into the ``chain`` snapshot key (its time and size also in ``chain_meta``) and a :class:`ChainEvent`
 says so (stream ``chains``).
 
 Only ``market.source: simulator`` exists in this build; IBKR and vendor
@@ -51,6 +52,7 @@ class MarketDataService(Service):
         self.sim: MarketSimulator | None = ctx.extras.get("simulator")
         self._last_chain_ms: dict[str, int] = {}
         self._last_price: dict[str, float] = {}
+        self._book: dict[str, tuple[list[int], list[int]]] = {}  # last 10-level sizes per symbol
         self._day = None
 
     def _ensure_sim(self, now: datetime) -> MarketSimulator:
@@ -101,25 +103,34 @@ class MarketDataService(Service):
         rth = sim.rth_open <= now.astimezone(NY) <= sim.rth_close
         tx = self.bus.tx()
         for sym in self.symbols:
+            # a chain at the first tick (the previous close's book, for pre-market levels), then on cadence
+            need_chain = sym not in self._last_chain_ms or (
+                rth and now_ms - self._last_chain_ms[sym] >= chain_every)
             q = sim.quote(sym)
-            book = sim.depth(sym, self.settings.market.depth_levels)
             q_ms = _ms(q.ts)
+            # 10-level depth rides with the chain refresh, when analytics reads the book
+            book = sim.depth(sym, self.settings.market.depth_levels) if need_chain else None
+            depth = {} if book is None else {
+                "depth_bid": list(zip(book.bid_price.tolist(), book.bid_size.tolist(), strict=True)),
+                "depth_ask": list(zip(book.ask_price.tolist(), book.ask_size.tolist(), strict=True))}
             quote = tx.emit(QuoteEvent, correlation_id=f"md:{sym}", symbol=sym, bid=q.bid, ask=q.ask, last=q.last,
                             bid_size=q.bid_size, ask_size=q.ask_size, volume=q.volume_today, quote_ts=q_ms,
-                            depth_bid=list(zip(book.bid_price.tolist(), book.bid_size.tolist(), strict=True)),
-                            depth_ask=list(zip(book.ask_price.tolist(), book.ask_size.tolist(), strict=True)))
+                            **depth)
             if not q.stale:
-                tx.pipe.set(self.keys.snapshot("quote", sym), json.dumps({
-                    "symbol": sym, "bid": q.bid, "ask": q.ask, "last": q.last, "quote_ts": q_ms,
-                    "event_id": quote.id, "prev_close": q.prev_close,
-                    "bid_sizes": book.bid_size.tolist(), "ask_sizes": book.ask_size.tolist()}), ex=ttl)
+                snap = {"symbol": sym, "bid": q.bid, "ask": q.ask, "last": q.last, "quote_ts": q_ms,
+                        "event_id": quote.id, "prev_close": q.prev_close}
+                if book is not None:
+                    snap.update(bid_sizes=book.bid_size.tolist(), ask_sizes=book.ask_size.tolist())
+                    self._book[sym] = (snap["bid_sizes"], snap["ask_sizes"])
+                elif sym in self._book:
+                    snap["bid_sizes"], snap["ask_sizes"] = self._book[sym]
+                tx.pipe.set(self.keys.snapshot("quote", sym), json.dumps(snap), ex=ttl)
             self._flow(tx, sym, q.last if not q.stale else None, q.volume_today)
             imb = sim.closing_imbalance(sym)
             if imb is not None:
                 tx.emit(ImbalanceEvent, correlation_id=f"md:{sym}", symbol=sym, side=imb.side,
                         shares=imb.imbalance_shares, paired=imb.paired_shares,
                         indicative_price=imb.indicative_price, confidence=round(imb.confidence * 100.0, 2))
-            need_chain = rth and now_ms - self._last_chain_ms.get(sym, -10**15) >= chain_every
             wanted = watched.get(sym)
             if need_chain or wanted:
                 chain = sim.chain(sym)
@@ -127,6 +138,9 @@ class MarketDataService(Service):
                     self._last_chain_ms[sym] = now_ms
                     key = self.keys.snapshot("chain", sym)
                     tx.pipe.set(key, encode_chain(chain), ex=ttl)
+                    # freshness without the payload, for watchers that only need the time
+                    tx.pipe.set(self.keys.snapshot("chain_meta", sym), json.dumps({
+                        "symbol": sym, "asof": chain.asof.isoformat(), "contracts": len(chain)}), ex=ttl)
                     tx.emit(ChainEvent, correlation_id=f"md:{sym}", symbol=sym, spot=chain.spot,
                             asof=_ms(chain.asof), snapshot_key=key, contracts=len(chain))
                 if wanted:

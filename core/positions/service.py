@@ -52,6 +52,7 @@ class PositionService(Service):
         # (read once per process); a failed handling drops the copy and it is re-read from Redis.
         self._cache: dict[str, Position] | None = None
         self._ctx_cache: dict[str, dict[str, Any]] = {}
+        self._acct: dict[str, str] | None = None
 
     # ------------------------------------------------------------------ state
     async def _positions(self) -> dict[str, Position]:
@@ -113,7 +114,7 @@ class PositionService(Service):
         try:
             await self._dispatch(event, tx)
         except BaseException:
-            self._cache = None  # the tx will not commit: forget what this handling changed
+            self._cache = self._acct = None  # the tx will not commit: forget what this handling changed
             raise
 
     async def _dispatch(self, event: Event, tx: Tx) -> None:
@@ -237,7 +238,9 @@ class PositionService(Service):
                        changed: list[Position] | None = None) -> None:
         """Recompute the account hash; ``changed`` are positions saved in this (uncommitted) tx."""
         key = self.keys.hash("account")
-        h = await self.redis.hgetall(key)
+        if self._acct is None:  # this service alone writes the account hash: read it once
+            self._acct = await self.redis.hgetall(key)
+        h = self._acct
         now = self.clock.now()
         today = now.astimezone(NY).date().isoformat()
         base = float(h.get("account_value") or self.settings.risk.account_value)
@@ -257,9 +260,10 @@ class PositionService(Service):
             unrealized += (mark - p.avg_entry) * p.qty_open * p.multiplier
             premium += p.avg_entry * p.qty_open * p.multiplier
         equity = base + realized + unrealized
-        tx.pipe.hset(key, mapping={"account_value": f"{base:.2f}", "day": today, "realized_today": f"{realized:.2f}",
-                                   "unrealized": f"{unrealized:.2f}", "premium_open": f"{premium:.2f}",
-                                   "peak_equity": f"{max(peak, equity):.2f}", "updated_ms": str(self.clock.ms())})
+        self._acct = {"account_value": f"{base:.2f}", "day": today, "realized_today": f"{realized:.2f}",
+                      "unrealized": f"{unrealized:.2f}", "premium_open": f"{premium:.2f}",
+                      "peak_equity": f"{max(peak, equity):.2f}", "updated_ms": str(self.clock.ms())}
+        tx.pipe.hset(key, mapping=self._acct)
 
 
 def _horizon(expiry: date, when: datetime) -> Horizon:

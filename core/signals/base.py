@@ -187,6 +187,34 @@ class Candidate:
         )
 
 
+def _coerce(strategy: str, name: str, value: Any, default: Any) -> Any:
+    """A config value shaped like the parameter's default (bool, int, float, str, tuple of floats)."""
+    bad = ValueError(f"{strategy}: parameter {name}={value!r} should look like {default!r}")
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise bad
+        return value
+    if isinstance(default, (int, float)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise bad
+        if isinstance(default, int) and float(value) != int(value):
+            raise bad
+        return type(default)(value)
+    if isinstance(default, str):
+        if not isinstance(value, str):
+            raise bad
+        return value
+    if isinstance(default, tuple):
+        if not isinstance(value, (list, tuple)) or not value:
+            raise bad
+        if any(isinstance(x, bool) or not isinstance(x, (int, float)) or not math.isfinite(x) for x in value):
+            raise bad
+        if name.endswith("_band") and len(value) != 2:
+            raise bad
+        return tuple(float(x) for x in value)
+    return value
+
+
 # --------------------------------------------------------------------------- base class
 @dataclass(frozen=True)
 class Strategy:
@@ -218,6 +246,14 @@ class Strategy:
         if not self.target_pcts or any(p <= 0 for p in self.target_pcts):
             raise ValueError(f"{self.name}: target_pcts must be positive")
         object.__setattr__(self, "target_pcts", tuple(float(p) for p in self.target_pcts))
+        for f in dataclasses.fields(self):
+            if f.name.endswith("_band"):
+                lo, hi = getattr(self, f.name)
+                if not 0.0 < lo < hi < 1.0:
+                    raise ValueError(f"{self.name}: {f.name} must be (low, high) with 0 < low < high < 1")
+        grade = getattr(self, "min_grade", None)
+        if grade is not None and grade not in GRADES:
+            raise ValueError(f"{self.name}: min_grade must be one of {', '.join(GRADES)}")
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any] | None = None) -> Strategy:
@@ -228,9 +264,9 @@ class Strategy:
         if unknown:
             raise ValueError(f"{cls.name}: unknown parameter(s) {', '.join(unknown)}; "
                              f"known: {', '.join(sorted(known))}")
+        defaults = cls.parameters()
         for k, v in list(params.items()):
-            if isinstance(v, list):
-                params[k] = tuple(v)
+            params[k] = _coerce(cls.name, k, v, defaults.get(k))
         return cls(**params)
 
     @classmethod

@@ -1,6 +1,7 @@
 """SignalService: analytics snapshots -> deduplicated SignalEvents (stream ``signals``).
 
-Service name ``signals`` (its consumer group), streams ``("analytics",)``.
+Service name ``signals`` (its consumer group), streams ``("analytics",)``, event type
+``analytics.snapshot``.
 
 For each :class:`AnalyticsEvent`:
 
@@ -16,7 +17,8 @@ For each :class:`AnalyticsEvent`:
    or older than the snapshot by more than ``chain_max_lag_s`` or newer by more than
    ``chain_max_lead_s``. Snapshots older than ``max_snapshot_age_s`` at the clock's now
    (a backlog after an outage) are skipped as ``snapshot_stale``;
-4. run each strategy (pure ``evaluate``); a candidate under ``min_confidence`` is
+4. run each strategy (pure ``evaluate``); the confidence may be smoothed per idea
+   (``confidence_ema_alpha`` < 1, off by default); a candidate under ``min_confidence`` is
    counted ``low_confidence``; the others become a :class:`Signal` (id = the event's
    correlation id, from ``bus.new_id()``) inside a :class:`SignalEvent` made with
    ``bus.make`` and go through :class:`SignalDeduper` (idempotency key = snapshot id +
@@ -112,6 +114,7 @@ def snapshot_problem(ev: AnalyticsEvent) -> str | None:
 class SignalService(Service):
     name = "signals"
     streams = ("analytics",)
+    event_types = frozenset({"analytics.snapshot"})
 
     def __init__(self, ctx: Context, options: SignalServiceOptions | None = None,
                  strategies: dict[str, Strategy] | None = None) -> None:
@@ -275,6 +278,9 @@ class SignalService(Service):
             return []
         session, next_session = self._session(now)
         history = self.history.get(ev.symbol)
+        held: set[str] = set()
+        if getattr(self.settings.signals, "skip_held_contracts", True):
+            held = set(await self.redis.hkeys(self.keys.hash("watch")))
         out: list[tuple[Candidate, DedupeResult | None]] = []
         for name, strat, cfg in active:
             prev = {d: p for (sym, sn, d), p in self.previous.items() if sym == ev.symbol and sn == name}
@@ -290,6 +296,10 @@ class SignalService(Service):
             conf = self._smooth((ev.symbol, name, cand.direction), cand.confidence, ev.asof)
             if conf != cand.confidence:
                 cand = dataclasses.replace(cand, confidence=conf)
+            if cand.contract.key in held:
+                self._count("already_held")
+                out.append((cand, None))
+                continue
             if cand.confidence < cfg.min_confidence:
                 self._count("low_confidence")
                 out.append((cand, None))

@@ -245,7 +245,7 @@ class AnomalyService(Service):
         if not symbols:
             return []
         quotes = await self.redis.mget([self.keys.snapshot("quote", s) for s in symbols])
-        chains = await self.redis.mget([self.keys.snapshot("chain", s) for s in symbols])
+        chains = await self.redis.mget([self.keys.snapshot("chain_meta", s) for s in symbols])
         seen_key = self.keys.hash("anomaly_feeds")
         seen = {text(k): text(v) for k, v in (await self.redis.hgetall(seen_key)).items()}
         limits = self.cfg.stale_feed_s
@@ -320,9 +320,9 @@ class AnomalyService(Service):
         known = {text(k): _int(v) for k, v in (await self.redis.hgetall(lens_key)).items()}
         prefix = self.keys.dlq("")
         out = []
-        keys = sorted({text(k) async for k in self.redis.scan_iter(match=self.keys.dlq("*"), count=500)})
-        for key in keys:
-            group = key[len(prefix) :]
+        groups = sorted(text(g) for g in await self.redis.smembers(self.keys.dlq_index()))
+        for group in groups:
+            key = prefix + group
             n = int(await self.redis.xlen(key))
             last = known.get(group, 0)
             new = n - last if n >= last else n

@@ -41,7 +41,7 @@ class ReviewContext:
 
     state: RiskState | Mapping[str, Any] | None = None
     analytics: dict[str, Any] | None = None  # keys.snapshot("analytics", symbol) JSON
-    chain: dict[str, Any] | None = None  # keys.snapshot("chain", symbol) JSON (freshness only)
+    chain: dict[str, Any] | None = None  # keys.snapshot("chain_meta", symbol) JSON (freshness only)
     positions: list[dict[str, Any]] | None = None  # None: taken from state.open_positions
     alerts: list[dict[str, Any]] = field(default_factory=list)
 

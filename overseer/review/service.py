@@ -2,7 +2,7 @@
 
 Service name ``overseer`` (its consumer group), streams ``("signals",)``. Reads (``self.redis``):
 the risk state (``core.state.account.load_risk_state`` at the clock's now, for the signal's
-symbol), ``keys.snapshot("analytics", symbol)`` and ``keys.snapshot("chain", symbol)`` JSON,
+symbol), ``keys.snapshot("analytics", symbol)`` and ``keys.snapshot("chain_meta", symbol)`` JSON,
 the open positions (hash ``positions``) and the last alerts (stream ``alerts``). Writes, all on
 the handler's ``tx``: the VerdictEvent and the AuditEvent of the model call. Budget counters
 and the answer cache are written at call time (see :mod:`overseer.ai.budget`).
@@ -44,7 +44,7 @@ class ReviewService(Service):
     async def context_for(self, signal: Signal, now: datetime) -> ReviewContext:
         state = await load_risk_state(self.redis, self.keys, self.settings, now, symbols=[signal.symbol])
         analytics = load_json_obj(await self.redis.get(self.keys.snapshot("analytics", signal.symbol)))
-        chain_asof = snapshot_asof_ms(await self.redis.get(self.keys.snapshot("chain", signal.symbol)))
+        chain_asof = snapshot_asof_ms(await self.redis.get(self.keys.snapshot("chain_meta", signal.symbol)))
         positions = [
             {k: p.get(k) for k in POSITION_FIELDS if k in p}
             for p in await open_positions(self.redis, self.keys)

@@ -114,6 +114,7 @@ async def test_failed_handler_rolls_back_and_retries_then_dead_letters(bus, redi
     assert await redis_client.xrange(keys.stream("audit")) == []  # nothing half-written
     dlq = await redis_client.xrange(keys.dlq("g1"))
     assert len(dlq) == 1 and "boom" in dlq[0][1]["error"]
+    assert await redis_client.sismember(keys.dlq_index(), "g1")  # watchers find it without SCAN
     assert (await redis_client.xpending(keys.stream("control"), "g1"))["pending"] == 0
 
 

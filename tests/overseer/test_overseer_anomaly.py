@@ -102,7 +102,7 @@ async def test_stale_chain_feed_iso_asof(bus, sim_clock) -> None:
 
     async def chain(at: datetime) -> None:
         await svc.redis.set(
-            svc.keys.snapshot("chain", "SPY"),
+            svc.keys.snapshot("chain_meta", "SPY"),
             json.dumps(
                 {
                     "symbol": "SPY",
@@ -400,6 +400,7 @@ async def test_bus_dead_letters(bus, sim_clock) -> None:
     svc = _svc(bus)
     assert await _tick(svc, sim_clock, 0) == []
     await svc.redis.xadd(svc.keys.dlq("execution"), {"stream": "s", "entry": "1-0", "error": "boom"})
+    await svc.redis.sadd(svc.keys.dlq_index(), "execution")  # as the consumer does when it dead-letters
     (raised,) = await _tick(svc, sim_clock, 30)
     assert (raised.code, raised.subject) == ("DEAD_LETTER", "execution") and "1 event" in raised.explanation
     assert await _tick(svc, sim_clock, 30) == []
@@ -442,7 +443,7 @@ async def test_corrupt_redis_data_never_raises(bus, sim_clock) -> None:
     sim_clock.set(ny(11, 0))
     svc = _svc(bus)
     await svc.redis.set(svc.keys.snapshot("quote", "SPY"), "not json")
-    await svc.redis.set(svc.keys.snapshot("chain", "SPY"), '{"asof": "yesterday"}')
+    await svc.redis.set(svc.keys.snapshot("chain_meta", "SPY"), '{"asof": "yesterday"}')
     await svc.redis.set(svc.keys.snapshot("vendor_quote", "SPY"), "[1, 2]")
     await svc.redis.hset(svc.keys.hash("anomaly_alerts"), "X|y", "{broken")
     await svc.redis.lpush(svc.keys.key("anomaly", "slippage"), "junk", "nan")

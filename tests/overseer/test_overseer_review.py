@@ -213,7 +213,7 @@ async def test_overseer_freshness_and_contract_checks(
         )
     elif case == "stale_chain":
         await redis_client.set(
-            keys.snapshot("chain", "SPY"),
+            keys.snapshot("chain_meta", "SPY"),
             json.dumps({"symbol": "SPY", "spot": 590.0, "asof": old, "strike": [590.0]}),
         )
     elif case == "limit_far_above_ask":
@@ -612,7 +612,7 @@ async def test_sdk_error_reply_status_400_is_unavailable(
 async def test_malformed_snapshots_are_ignored(bus, redis_client, keys, now, anthropic_fake) -> None:
     await seed_quote(redis_client, keys, now)
     await redis_client.set(keys.snapshot("analytics", "SPY"), "{not json")
-    await redis_client.set(keys.snapshot("chain", "SPY"), "[]")
+    await redis_client.set(keys.snapshot("chain_meta", "SPY"), "[]")
     await redis_client.xadd(keys.stream("alerts"), {"t": "alert", "d": "{broken"})
     anthropic_fake.queue_tool_input(review_input())
     svc = await _service(bus, anthropic_fake)

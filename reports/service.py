@@ -1,0 +1,199 @@
+"""ReportService: builds the pre-market, intraday and close reports on schedule or on demand.
+
+Schedule (America/New_York, NYSE session days only — nothing on weekends and holidays):
+
+- ``premarket`` at ``reports.premarket`` (08:30),
+- ``intraday``  at ``reports.intraday`` (13:00) — skipped when that is not before the session's
+  close (an early-close day closes at 13:00, and the close report follows 10 minutes later),
+- ``close``     at ``reports.close`` (16:10); on an early-close day at the early close plus
+  ``reports.early_close_delay_min`` (13:10 on 2026-11-27).
+
+``next_due(now)`` returns the next report time exactly (the lock-step runner jumps to it);
+``on_timer(now)`` builds every kind that is due and not yet built. Each kind is built at most
+once per session day: hash ``reports_built`` (field ``<YYYY-MM-DD>:<kind>`` -> JSON with the
+report id and premium path) is written in the same MULTI/EXEC as the ReportEvent, so a restart
+does not rebuild. A report missed by at most ``reports.catch_up_min`` minutes (the service was
+down at the time) is still built when it comes back; older ones are skipped. A scheduled build that
+raises is logged and counted, and not retried by the same process (a restart within the catch-up
+window retries it); it never stops the other services.
+
+Streams: consumes ``control`` (ControlEvent ``action="report"``, ``args={"kind": ...}``, from the
+Telegram ``/report KIND``) and builds that kind at once (not recorded in ``reports_built``: the
+scheduled report still runs; files get the build time in their name; a request older than
+``reports.catch_up_min`` (at least 10 minutes) is ignored). Emits ReportEvent ``status="built"`` on
+``reports`` with ``report_id`` (``bus.new_id()``), ``kind``, ``path`` (premium
+file), ``paths`` ({premium, basic, free}) and a ``summary`` made of free-tier facts only.
+The approvals service then approves it (or asks the admin) and the distributor posts it by tier.
+
+Files: ``<ctx.out_dir>/reports/`` when the context has an ``out_dir`` (demo), else
+``reports.out_dir``; named ``<YYYY-MM-DD>-<kind>-<tier>.html`` (on demand:
+``<YYYY-MM-DD>-<kind>-<HHMMSS>-<tier>.html``).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+from core.bus.bus import Tx
+from core.bus.events import ControlEvent, Event, ReportEvent
+from core.clock.calendar import NY
+from core.runtime.metrics import REJECTED
+from core.runtime.service import Context, Service
+from reports.commentary import Commentator
+from reports.data import KINDS, Kind, Tails, gather
+from reports.render import file_stem, render_all, summary_text, write_pages
+
+BUILT_HASH = "reports_built"
+KEEP_BUILT_DAYS = 45
+STALE_REQUEST = timedelta(minutes=10)  # a /report older than this (and than catch_up_min) is not run
+ALIASES: dict[str, Kind] = {"premarket": "premarket", "pre-market": "premarket", "pre": "premarket",
+                            "morning": "premarket", "intraday": "intraday", "midday": "intraday", "mid": "intraday",
+                            "close": "close", "eod": "close", "end": "close"}
+
+
+class ReportService(Service):
+    name = "reports"
+    streams = ("control",)
+    event_types = frozenset({"control"})  # only ControlEvent action "report" does anything
+
+    def __init__(self, ctx: Context) -> None:
+        super().__init__(ctx)
+        self.cfg = self.settings.reports
+        self.cal = ctx.calendar
+        self.commentator = Commentator(ctx, self.cfg.commentary)
+        self.tails = Tails()  # incremental readers of the quotes / flow streams, kept between builds
+        self._failed: set[tuple[date, str]] = set()  # scheduled builds that raised (not retried in-process)
+        self._schedules: dict[date, dict[Kind, datetime]] = {}
+        self._built: dict[date, dict[str, str]] = {}  # report times per day (memoized)
+
+    # ------------------------------------------------------------------ schedule
+    def out_dir(self) -> Path:
+        return Path(self.ctx.out_dir) / "reports" if self.ctx.out_dir else Path(self.cfg.out_dir)
+
+    def schedule(self, day: date) -> dict[Kind, datetime]:
+        """Report times (NY, aware) on ``day``, earliest first; empty when the exchange is closed.
+        Memoized per day: the lock-step runner asks for the next report time at every instant."""
+        got = self._schedules.get(day)
+        if got is None:
+            got = self._schedules[day] = self._schedule(day)
+        return got
+
+    def _schedule(self, day: date) -> dict[Kind, datetime]:
+        if not self.cal.is_session(day):
+            return {}
+        s = self.cal.session(day)
+        out: dict[Kind, datetime] = {"premarket": s.at(self.cfg.premarket)}
+        intraday = s.at(self.cfg.intraday)
+        if intraday < s.close:
+            out["intraday"] = intraday
+        out["close"] = (s.close + timedelta(minutes=self.cfg.early_close_delay_min) if s.early_close
+                        else s.at(self.cfg.close))
+        return dict(sorted(out.items(), key=lambda kv: kv[1]))
+
+    async def built(self, day: date) -> dict[str, str]:
+        """Kinds already built for ``day`` -> their record (JSON). Cached between builds (this
+        service is the only writer; ``next_due`` asks at every simulated instant)."""
+        got = self._built.get(day)
+        if got is None:
+            fields = [f"{day.isoformat()}:{k}" for k in KINDS]
+            vals = await self.redis.hmget(self.keys.hash(BUILT_HASH), fields)
+            got = self._built[day] = {k: str(v) for k, v in zip(KINDS, vals, strict=True) if v is not None}
+        return got
+
+    def _grace(self) -> timedelta:
+        return timedelta(minutes=self.cfg.catch_up_min)
+
+    async def next_due(self, now: datetime) -> datetime | None:
+        today = now.astimezone(NY).date()
+        grace = self._grace()
+        for i in range(-1, 15):
+            day = today + timedelta(days=i)
+            sched = self.schedule(day)
+            if not sched:
+                continue
+            done = await self.built(day) if day <= today else {}
+            for kind, when in sched.items():
+                if kind in done or when + grace < now or (day, kind) in self._failed:
+                    continue
+                return when.astimezone(UTC)
+        return None
+
+    async def on_timer(self, now: datetime) -> None:
+        self._built.clear()  # builds below change it: re-read now and again after them
+        try:
+            await self._build_due(now)
+        finally:
+            self._built.clear()
+
+    async def _build_due(self, now: datetime) -> None:
+        today = now.astimezone(NY).date()
+        grace = self._grace()
+        for day in (today - timedelta(days=1), today):
+            sched = self.schedule(day)
+            if not sched:
+                continue
+            done = await self.built(day)
+            for kind, when in sched.items():
+                if kind in done or not (when <= now <= when + grace) or (day, kind) in self._failed:
+                    continue
+                tx = self.bus.tx()
+                try:
+                    report_id = await self.build(kind, now, tx, by="schedule")
+                except Exception:
+                    # a bug or unreadable state: never stop the other services; this process does not
+                    # retry (no tight loop), a restart within catch_up_min does
+                    self.log.exception("building the %s report of %s failed", kind, day)
+                    REJECTED.labels(self.name, "report_build_failed").inc()
+                    self._failed.add((day, kind))
+                    continue
+                record = {"report_id": report_id, "built_ms": int(now.timestamp() * 1000),
+                          "scheduled": when.isoformat()}
+                tx.pipe.hset(self.keys.hash(BUILT_HASH), f"{day.isoformat()}:{kind}", json.dumps(record))
+                await self._prune(tx, today)
+                await tx.commit()
+
+    async def _prune(self, tx: Tx, today: date) -> None:
+        cutoff = (today - timedelta(days=KEEP_BUILT_DAYS)).isoformat()
+        old = sorted(str(f) for f in await self.redis.hkeys(self.keys.hash(BUILT_HASH)) if str(f)[:10] < cutoff)
+        if old:
+            tx.pipe.hdel(self.keys.hash(BUILT_HASH), *old)
+
+    # ------------------------------------------------------------------ on demand
+    async def handle(self, event: Event, tx: Tx) -> None:
+        if not isinstance(event, ControlEvent) or event.action != "report":
+            return
+        raw = event.args.get("kind") if isinstance(event.args, dict) else None
+        kind = ALIASES.get(str(raw or "").strip().lower())
+        if kind is None:
+            self.log.warning("ignored /report with unknown kind %r (expected one of %s)", str(raw)[:40],
+                             ", ".join(KINDS))
+            REJECTED.labels(self.name, "bad_report_kind").inc()
+            return
+        now = self.clock.now()
+        if event.ts < int((now - max(self._grace(), STALE_REQUEST)).timestamp() * 1000):
+            # e.g. a consumer group created on an old control stream: a stale request is not re-run
+            self.log.warning("ignored a /report %s request older than reports.catch_up_min", kind)
+            REJECTED.labels(self.name, "stale_report_request").inc()
+            return
+        await self.build(kind, now, tx, by=f"control:{event.by}" if event.by else "control",
+                         correlation_id=event.correlation_id, on_demand=True)
+
+    # ------------------------------------------------------------------ building
+    async def build(self, kind: Kind, now: datetime, tx: Tx, *, by: str, correlation_id: str | None = None,
+                    on_demand: bool = False) -> str:
+        """Gather, render and write the three tiers; queue the ``built`` ReportEvent on ``tx``."""
+        data = await gather(self.redis, self.keys, self.settings, self.cal, kind, now, self.tails)
+        commentary = await self.commentator.for_report(data)
+        pages = render_all(data, commentary, self.cfg.plotlyjs)
+        stem = file_stem(data, now.astimezone(NY).strftime("%H%M%S") if on_demand else "")
+        paths = write_pages(pages, self.out_dir(), stem)
+        report_id = self.bus.new_id()
+        tx.emit(ReportEvent, correlation_id=correlation_id or report_id, kind=kind, status="built",
+                path=paths["premium"], paths=paths, report_id=report_id, summary=summary_text(data), by=by)
+        self.log.info("built %s report %s (%s)", kind, report_id, paths["premium"])
+        return report_id
+
+    async def stop(self) -> None:
+        await self.commentator.aclose()
