@@ -50,6 +50,18 @@ async def _wipe(handle: RedisHandle, keys: Keys) -> None:
         await handle.client.delete(*batch)
 
 
+async def _claim_prefix(handle: RedisHandle, base: str) -> tuple[Keys, str]:
+    """The run's key prefix: ``base`` (so key names inside events are the same run to run),
+    unless another demo holds it right now; then a private one (that run is still correct,
+    only its key names differ). The claim is a lock key that expires on its own."""
+    lock = f"{base}.lock"
+    if await handle.client.set(lock, str(os.getpid()), nx=True, ex=3600):
+        return Keys(base), lock
+    private = f"{base}.{os.getpid()}"
+    await handle.client.set(f"{private}.lock", str(os.getpid()), ex=3600)
+    return Keys(private), f"{private}.lock"
+
+
 async def read_journal(bus: Bus) -> list[Event]:
     events: list[Event] = []
     for stream in ALL_STREAMS:
@@ -163,8 +175,7 @@ async def run_demo(settings: Settings, secrets: Secrets, day: date, seed: int, o
                            timeout=settings.redis.connect_timeout_s)
     if progress:
         print(f"redis: {handle.description}", file=sys.stderr)
-    # private to this run (pid), so concurrent demos on one Redis never touch each other's keys
-    keys = Keys(f"{settings.redis.key_prefix}.demo.{seed}.{day:%Y%m%d}.{os.getpid()}")
+    keys, lock = await _claim_prefix(handle, f"{settings.redis.key_prefix}.demo.{seed}.{day:%Y%m%d}")
     try:
         await _wipe(handle, keys)
         clock = SimClock(start)
@@ -199,4 +210,5 @@ async def run_demo(settings: Settings, secrets: Secrets, day: date, seed: int, o
         return summary
     finally:
         await _wipe(handle, keys)
+        await handle.client.delete(lock)
         await handle.close()
