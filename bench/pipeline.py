@@ -66,24 +66,24 @@ from urllib.parse import urlparse
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("NO_PROXY", "127.0.0.1,localhost")
 
-import redis.asyncio as aioredis  # noqa: E402
+import redis.asyncio as aioredis
 
-from core.analytics.service import AnalyticsService  # noqa: E402
-from core.bus.bus import Bus, Tx  # noqa: E402
-from core.bus.events import AnalyticsEvent, ChainEvent, Event, FlowEvent, QuoteEvent  # noqa: E402
-from core.bus.keys import Keys  # noqa: E402
-from core.clock.calendar import NY, NyseCalendar  # noqa: E402
-from core.clock.offset_clock import OffsetClock  # noqa: E402
-from core.config.loader import load_settings  # noqa: E402
-from core.config.model import Settings  # noqa: E402
-from core.config.secrets import Secrets  # noqa: E402
-from core.market.chain_codec import encode_chain  # noqa: E402
-from core.market.reference import simulated_reference  # noqa: E402
-from core.market.sim import MarketSimulator  # noqa: E402
-from core.runtime.live_runner import LiveRunner  # noqa: E402
-from core.runtime.service import Context  # noqa: E402
-from core.signals.base import in_window  # noqa: E402
-from core.signals.service import SignalService  # noqa: E402
+from core.analytics.service import AnalyticsService
+from core.bus.bus import Bus, Tx
+from core.bus.events import AnalyticsEvent, ChainEvent, Event, FlowEvent, QuoteEvent
+from core.bus.keys import Keys
+from core.clock.calendar import NY, NyseCalendar
+from core.clock.offset_clock import OffsetClock
+from core.config.loader import load_settings
+from core.config.model import Settings
+from core.config.secrets import Secrets
+from core.market.chain_codec import encode_chain
+from core.market.reference import simulated_reference
+from core.market.sim import MarketSimulator
+from core.runtime.live_runner import LiveRunner
+from core.runtime.service import Context
+from core.signals.base import in_window
+from core.signals.service import SignalService
 
 SYMBOL = "SPY"
 SEED = 7
@@ -147,7 +147,7 @@ class TimedSignals(SignalService):
         super().__init__(ctx)
         self.probe = probe
 
-    async def process(self, ev: AnalyticsEvent):  # noqa: ANN201
+    async def process(self, ev: AnalyticsEvent):
         t_in = time.perf_counter_ns()
         out = await super().process(ev)
         t_out = time.perf_counter_ns()
@@ -244,8 +244,8 @@ async def produce(bus: Bus, mat: Material, settings: Settings, *, rate: float, w
     out = Produced()
     keys = bus.keys
     ttl = settings.market.snapshot_ttl_s
-    n_warm = int(round(rate * warmup_s))
-    total = n_warm + int(round(rate * seconds))
+    n_warm = round(rate * warmup_s)
+    total = n_warm + round(rate * seconds)
     period_ns = int(1e9 / rate)
     chain_key = keys.snapshot("chain", SYMBOL)
     meta_key = keys.snapshot("chain_meta", SYMBOL)
@@ -293,7 +293,7 @@ async def produce(bus: Bus, mat: Material, settings: Settings, *, rate: float, w
     return out
 
 
-def _producer_process(conn, redis_url: str, prefix: str, offset: timedelta, day: date, start_ny: datetime,  # noqa: ANN001
+def _producer_process(conn, redis_url: str, prefix: str, offset: timedelta, day: date, start_ny: datetime,
                       all_windows: bool, rate: float, warmup_s: float, seconds: float, chain_every: int) -> None:
     """Child process: build the same material, wait for "go", produce, send the result back."""
 
@@ -522,6 +522,9 @@ async def run(args: argparse.Namespace) -> None:
         finally:
             runner.request_stop()
             await asyncio.wait_for(runner_task, timeout=args.block_ms / 1000 + 10)
+        st = analytics._state.get(SYMBOL)
+        flow_window = len(st.flow.events) if st is not None else 0
+        horizon_min = st.flow.horizon_ms / 60_000 if st is not None else float("nan")
         signal_counts = dict(sorted(signals.counts.items()))
         emitted = await client.xlen(keys.stream("signals"))
         dlq = await client.scard(keys.dlq_index())
@@ -570,6 +573,11 @@ async def run(args: argparse.Namespace) -> None:
     for name, vals in res.stages.items():
         print(f"      {name:40s} : {fmt(vals)}")
     print(f"  flow path -> AnalyticsService.handle returned   : {fmt(res.flow)}")
+    compute = res.stages["analytics handler (chain compute)"]
+    tenth = max(1, len(compute) // 10)
+    print(f"  chain compute, first vs last {tenth} decisions (p50): {pct(compute[:tenth], 50):.3f} vs "
+          f"{pct(compute[-tenth:], 50):.3f} ms; analytics flow window at the end: {flow_window} events "
+          f"(kept {horizon_min:g} min, scanned on every chain refresh)")
     print()
     print("baselines (ms, same run, same client library):")
     print(f"  raw XADD+XREADGROUP+XACK, one connection, idle  : {fmt(base)}")

@@ -243,7 +243,7 @@ class LoggingSettings(_Strict):
 
 
 class DemoSettings(_Strict):
-    seed: int = 7
+    seed: int = 1
     out_dir: str = "var/demo"
     start: time = time(8, 30)
     end: time = time(16, 15)
