@@ -18,7 +18,6 @@ Keys (missing = not computable now; strategies treat that as "no signal"):
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
@@ -83,51 +82,82 @@ def chain_features(chain: OptionChain, expo: ExposureResult, now: datetime, ref:
     return out
 
 
-@dataclass
-class FlowWindow:
-    """Rolling flow of one symbol (kept 30 minutes)."""
+class _Window:
+    """Events newer than ``span_ms`` with running sums, so reading them is O(1)."""
 
-    horizon_ms: int = 30 * 60_000
-    events: deque[FlowEvent] = field(default_factory=deque)
-    net_premium_day: float = 0.0
+    def __init__(self, span_ms: int, fields: tuple[str, ...]) -> None:
+        self.span_ms = span_ms
+        self.fields = fields
+        self.events: deque[FlowEvent] = deque()
+        self.sums = dict.fromkeys(fields, 0.0)
 
     def add(self, ev: FlowEvent) -> None:
         self.events.append(ev)
+        for f in self.fields:
+            self.sums[f] += float(getattr(ev, f))
+
+    def evict(self, now_ms: int) -> None:
+        cutoff = now_ms - self.span_ms
+        while self.events and self.events[0].ts <= cutoff:
+            old = self.events.popleft()
+            for f in self.fields:
+                self.sums[f] -= float(getattr(old, f))
+        if not self.events:  # no drift left over from the subtractions
+            self.sums = dict.fromkeys(self.fields, 0.0)
+
+
+class FlowWindow:
+    """Rolling flow of one symbol: a 5-minute and a 30-minute window with running sums
+    (the cost of a chain refresh does not grow with the flow rate)."""
+
+    def __init__(self) -> None:
+        self.recent = _Window(5 * 60_000, ("buy_volume", "sell_volume", "net_call_premium", "net_put_premium",
+                                           "sweeps"))
+        self.window = _Window(30 * 60_000, ("dark_buy_volume", "dark_sell_volume"))
+        self.alerts: deque[tuple[int, dict]] = deque()  # (ts, alert) of the last 30 minutes
+        self.net_premium_day = 0.0
+
+    def add(self, ev: FlowEvent) -> None:
+        self.recent.add(ev)
+        self.window.add(ev)
+        self.alerts.extend((ev.ts, a) for a in ev.alerts if a.get("side") != "mid")
         self.net_premium_day += ev.net_call_premium - ev.net_put_premium
-        while self.events and self.events[0].ts < ev.ts - self.horizon_ms:
-            self.events.popleft()
+        self._evict(ev.ts)
+
+    def _evict(self, now_ms: int) -> None:
+        self.recent.evict(now_ms)
+        self.window.evict(now_ms)
+        while self.alerts and self.alerts[0][0] <= now_ms - self.window.span_ms:
+            self.alerts.popleft()
 
     def features(self, now_ms: int, chain: OptionChain, expo: ExposureResult) -> dict[str, float]:
+        self._evict(now_ms)
+        r, w = self.recent.sums, self.window.sums
         out: dict[str, float] = {"net_premium_day": self.net_premium_day}
-        recent = [e for e in self.events if e.ts > now_ms - 5 * 60_000]
-        window = [e for e in self.events if e.ts > now_ms - self.horizon_ms]
-        buy = sum(e.buy_volume for e in recent)
-        sell = sum(e.sell_volume for e in recent)
-        if buy + sell > 0:
-            out["flow_buy_ratio_5m"] = buy / (buy + sell)
-        out["net_premium_5m"] = sum(e.net_call_premium - e.net_put_premium for e in recent)
-        out["sweeps_5m"] = float(sum(e.sweeps for e in recent))
-        dbuy = sum(e.dark_buy_volume for e in window)
-        dsell = sum(e.dark_sell_volume for e in window)
-        if dbuy + dsell > 0:
-            out["dark_pool_buy_ratio_30m"] = dbuy / (dbuy + dsell)
+        if r["buy_volume"] + r["sell_volume"] > 0:
+            out["flow_buy_ratio_5m"] = r["buy_volume"] / (r["buy_volume"] + r["sell_volume"])
+        out["net_premium_5m"] = r["net_call_premium"] - r["net_put_premium"]
+        out["sweeps_5m"] = r["sweeps"]
+        if w["dark_buy_volume"] + w["dark_sell_volume"] > 0:
+            out["dark_pool_buy_ratio_30m"] = w["dark_buy_volume"] / (w["dark_buy_volume"] + w["dark_sell_volume"])
         bull = bear = 0
         greek = 0.0
-        if window:
-            keys = {(str(d), float(k), bool(c)): i for i, (d, k, c) in enumerate(
-                zip(chain.expiry.astype("datetime64[D]").astype(str), chain.strike.tolist(),
-                    chain.is_call.tolist(), strict=True))}
-            for e in window:
-                for a in e.alerts:
-                    if a.get("side") == "mid":
-                        continue
-                    bullish = bool(a.get("bullish"))
-                    bull += bullish
-                    bear += not bullish
-                    i = keys.get((str(a.get("expiry")), float(a.get("strike", 0)), a.get("right") == "C"))
-                    d = abs(float(expo.delta[i])) if i is not None else 0.5
-                    greek += (1.0 if bullish else -1.0) * float(a.get("premium", 0.0)) * d
+        if self.alerts:
+            index = _row_index(chain)
+            for _ts, a in self.alerts:
+                bullish = bool(a.get("bullish"))
+                bull += bullish
+                bear += not bullish
+                i = index.get((str(a.get("expiry")), float(a.get("strike", 0)), a.get("right") == "C"))
+                d = abs(float(expo.delta[i])) if i is not None else 0.5
+                greek += (1.0 if bullish else -1.0) * float(a.get("premium", 0.0)) * d
         out["alerts_bullish_30m"] = float(bull)
         out["alerts_bearish_30m"] = float(bear)
         out["greek_flow_30m"] = greek
         return out
+
+
+def _row_index(chain: OptionChain) -> dict[tuple[str, float, bool], int]:
+    return {(d, k, c): i for i, (d, k, c) in enumerate(zip(
+        chain.expiry.astype("datetime64[D]").astype(str).tolist(), chain.strike.tolist(), chain.is_call.tolist(),
+        strict=True))}
