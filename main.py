@@ -381,7 +381,7 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(str(exc))
     except KeyboardInterrupt:
         return 130
-    except Exception as exc:  # noqa: BLE001 - the CLI prints one line; details go to the log
+    except Exception as exc:
         from core.bus.connection import RedisUnavailable
 
         if isinstance(exc, RedisUnavailable):

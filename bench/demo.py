@@ -10,7 +10,6 @@ the same run, the market simulator alone stepping the same day without the bus
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sys
 import tempfile
@@ -20,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from core.clock.calendar import NY, NyseCalendar  # noqa: E402
+from core.clock.calendar import NY, NyseCalendar
 
 
 def simulator_only(day: date, seed: int, tick_s: int, chain_s: int) -> float:
@@ -50,7 +49,7 @@ def simulator_only(day: date, seed: int, tick_s: int, chain_s: int) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--date")
     ap.add_argument("--runs", type=int, default=1)
     args = ap.parse_args()

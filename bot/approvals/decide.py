@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from bot.approvals.claims import ClaimResult, claim, read_card
 from core.bus.bus import Bus
 from core.bus.events import ApprovalEvent, ReportEvent
-from bot.approvals.claims import ClaimResult, claim, read_card
 from core.domain.signal import Signal
 
 

@@ -10,7 +10,7 @@ import numpy as np
 from scipy.special import ndtr
 
 
-def d1_d2(S, K, T, r, q, sigma):  # noqa: ANN001 - numpy broadcasting inputs
+def d1_d2(S, K, T, r, q, sigma):
     S = np.asarray(S, dtype=np.float64)
     K = np.asarray(K, dtype=np.float64)
     T = np.asarray(T, dtype=np.float64)
@@ -20,7 +20,7 @@ def d1_d2(S, K, T, r, q, sigma):  # noqa: ANN001 - numpy broadcasting inputs
     return d1, d1 - vol_sqrt_t
 
 
-def bs_price(S, K, T, r, q, sigma, is_call) -> np.ndarray:  # noqa: ANN001
+def bs_price(S, K, T, r, q, sigma, is_call) -> np.ndarray:
     """Black-Scholes-Merton price of European calls (is_call True) and puts."""
     S = np.asarray(S, dtype=np.float64)
     K = np.asarray(K, dtype=np.float64)

@@ -153,7 +153,7 @@ def _price_changes(prices: deque[tuple[int, float]], now_ms: int, spot: float) -
     return out
 
 
-def _front_liquidity(chain) -> str | None:  # noqa: ANN001
+def _front_liquidity(chain) -> str | None:
     """Grade of the front expiry's near-the-money options (median of the 6 nearest rows)."""
     if len(chain) == 0:
         return None

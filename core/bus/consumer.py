@@ -177,7 +177,7 @@ class Consumer:
         tx = self.bus.tx()
         try:
             await handler(event, tx)
-        except Exception as exc:  # noqa: BLE001 - a handler bug must not stop the service
+        except Exception as exc:
             await tx.pipe.reset()
             self.failed += 1
             metrics.ERRORS.labels(self.group).inc()

@@ -147,7 +147,7 @@ class MarketDataService(Service):
                     self._option_quotes(tx, chain, wanted, now_ms)
         await tx.commit()
 
-    def _flow(self, tx, sym: str, last: float | None, volume: float) -> None:  # noqa: ANN001
+    def _flow(self, tx, sym: str, last: float | None, volume: float) -> None:
         sim = self.sim
         assert sim is not None
         prints = sim.prints(sym)
@@ -181,7 +181,7 @@ class MarketDataService(Service):
             out.setdefault(k.split(":", 1)[0], set()).add(k)
         return out
 
-    def _option_quotes(self, tx, chain, wanted: set[str], now_ms: int) -> None:  # noqa: ANN001
+    def _option_quotes(self, tx, chain, wanted: set[str], now_ms: int) -> None:
         exp = chain.expiry.astype("datetime64[D]").astype(str)
         for key in sorted(wanted):
             try:

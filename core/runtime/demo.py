@@ -94,8 +94,8 @@ def summarize(events: list[Event], outbox_path: Path, reports: list[str], sim_se
     verdicts = [e for e in events if e.type == "review.verdict"]
     approvals = [e for e in events if e.type == "approval.decision"]
     positions = [e for e in events if e.type == "position.update"]
-    orders = {getattr(e, "order_id") for e in events if e.type in ("order.update", "order.fill")}
-    closed = [p for p in positions if getattr(p, "kind") == "closed"]
+    orders = {e.order_id for e in events if e.type in ("order.update", "order.fill")}
+    closed = [p for p in positions if p.kind == "closed"]
     messages: dict[str, Any] = {"discord": {"premium": 0, "basic": 0, "free": 0}, "x": 0, "reddit": 0}
     replies = 0
     if outbox_path.exists():
@@ -109,14 +109,14 @@ def summarize(events: list[Event], outbox_path: Path, reports: list[str], sim_se
     return {
         "session_date": session_day.isoformat(),
         "signals": types["signal.new"],
-        "approved": sum(1 for a in approvals if getattr(a, "decision") == "approved"),
-        "rejected": sum(1 for v in verdicts if getattr(v, "decision") == "reject")
-        + sum(1 for a in approvals if getattr(a, "decision") == "rejected"),
+        "approved": sum(1 for a in approvals if a.decision == "approved"),
+        "rejected": sum(1 for v in verdicts if v.decision == "reject")
+        + sum(1 for a in approvals if a.decision == "rejected"),
         "orders": len(orders),
         "fills": types["order.fill"],
-        "positions_opened": sum(1 for p in positions if getattr(p, "kind") == "entry"),
+        "positions_opened": sum(1 for p in positions if p.kind == "entry"),
         "positions_closed": len(closed),
-        "realized_pnl": round(sum(getattr(p, "realized_pnl") for p in closed), 2),
+        "realized_pnl": round(sum(p.realized_pnl for p in closed), 2),
         "messages": messages,
         "thread_replies": replies,
         "reports": reports,

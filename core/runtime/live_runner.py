@@ -42,7 +42,7 @@ class LiveRunner:
         while not self.stopping.is_set():
             try:
                 await cons.poll(svc.handle, block_ms=self.poll_block_ms)
-            except Exception:  # noqa: BLE001 - keep running; errors are logged and counted
+            except Exception:
                 log.exception("service=%s consumer loop error", svc.name)
                 await asyncio.sleep(1.0)
 
@@ -56,7 +56,7 @@ class LiveRunner:
             if due_interval or (nd is not None and nd <= now):
                 try:
                     await svc.on_timer(now)
-                except Exception:  # noqa: BLE001
+                except Exception:
                     log.exception("service=%s timer error", svc.name)
                 if due_interval:
                     from datetime import timedelta
@@ -89,5 +89,5 @@ class LiveRunner:
             for svc in self.services:
                 try:
                     await svc.stop()
-                except Exception:  # noqa: BLE001
+                except Exception:
                     log.exception("service=%s stop failed", svc.name)

@@ -6,7 +6,6 @@ from datetime import datetime, time, timedelta
 from types import SimpleNamespace
 
 import pytest
-from pydantic import Field
 
 from core.bus.events import AnalyticsEvent, SignalEvent, decode
 from core.config.loader import ConfigError, load_settings
