@@ -327,3 +327,49 @@ class FakeServer:
             await self._stop_event.wait()
         finally:
             await runner.cleanup()
+
+
+_SHARED_LOCK = threading.Lock()
+
+
+class FakeLifecycle:
+    """Lifecycle every fake shares: ``start() -> base_url``, ``stop()``, use as a context
+    manager, ``shared()`` (one started instance per class and process, stopped at exit) and
+    ``base_url``. The fake keeps its :class:`FakeServer` in ``self.server``."""
+
+    server: FakeServer
+
+    def start(self) -> str:
+        """Start (idempotent); returns the base URL ``http://127.0.0.1:PORT``."""
+        return self.server.start()
+
+    def stop(self) -> None:
+        self.server.stop()
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @classmethod
+    def shared(cls) -> Self:
+        """A process-wide started instance (one per test session); call reset() per test."""
+        import atexit
+
+        with _SHARED_LOCK:
+            inst = cls.__dict__.get("_shared_instance")
+            if inst is None:
+                inst = cls()
+                inst.start()
+                atexit.register(inst.stop)
+                cls._shared_instance = inst  # type: ignore[attr-defined]
+            return inst
+
+    @property
+    def base_url(self) -> str:
+        if self.server.base_url is None:
+            raise RuntimeError("fake not started")
+        return self.server.base_url
+

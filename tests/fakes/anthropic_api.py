@@ -58,7 +58,6 @@ Pytest: ``anthropic_fake_session`` (session scope) and ``anthropic_fake``
 from __future__ import annotations
 
 import asyncio
-import atexit
 import copy
 import itertools
 import json
@@ -69,11 +68,11 @@ import uuid
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Self
+from typing import Any
 
 from aiohttp import web
 
-from ._server import FakeServer, Fault, FaultQueue, RequestLog, drop_connection, json_response
+from ._server import FakeLifecycle, FakeServer, Fault, FaultQueue, RequestLog, drop_connection, json_response
 
 __all__ = [
     "AnthropicRequest",
@@ -351,7 +350,7 @@ class _ApiError(Exception):
         self.err_type = err_type or _ERROR_TYPES.get(status, "api_error")
 
 
-class FakeAnthropic:
+class FakeAnthropic(FakeLifecycle):
     """Fake Anthropic Messages API server (see module docstring)."""
 
     def __init__(self, *, api_key: str | None = None, default_text: str = "OK") -> None:
@@ -371,38 +370,6 @@ class FakeAnthropic:
         self.server.add_route("*", "/{tail:.*}", self._handle_unknown)
 
     # ------------------------------------------------------------------ lifecycle
-    def start(self) -> str:
-        return self.server.start()
-
-    def stop(self) -> None:
-        self.server.stop()
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    _shared: FakeAnthropic | None = None
-    _shared_lock = threading.Lock()
-
-    @classmethod
-    def shared(cls) -> FakeAnthropic:
-        """A process-wide started instance (one per test session); call reset() per test."""
-        with cls._shared_lock:
-            if cls._shared is None:
-                inst = cls()
-                inst.start()
-                atexit.register(inst.stop)
-                cls._shared = inst
-            return cls._shared
-
-    @property
-    def base_url(self) -> str:
-        if self.server.base_url is None:
-            raise RuntimeError("fake not started")
-        return self.server.base_url
 
     def client(
         self, *, api_key: str | None = None, max_retries: int = 0, timeout: float = 5.0, **kw: Any

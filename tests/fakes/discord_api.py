@@ -49,11 +49,11 @@ import uuid
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Self, cast
+from typing import Any, cast
 
 from aiohttp import web
 
-from tests.fakes._server import FakeServer, drop_connection
+from tests.fakes._server import FakeLifecycle, FakeServer, drop_connection
 
 __all__ = ["ROUTE_KINDS", "FakeDiscord", "Fault", "RecordedRequest", "webhook_url"]
 
@@ -165,15 +165,12 @@ def _form_error(path: str, code: str, message: str) -> web.Response:
 
 
 # --------------------------------------------------------------------------- the fake
-class FakeDiscord:
+class FakeDiscord(FakeLifecycle):
     """Stateful fake of the Discord REST API on its own thread/loop (127.0.0.1:0)."""
 
     BOT_USER_ID = 1100000000000000001
     APPLICATION_ID = 1100000000000000002
     OWNER_USER_ID = 1100000000000000003
-
-    _shared: FakeDiscord | None = None
-    _shared_lock = threading.Lock()
 
     def __init__(self, *, token: str | None = None, bot_name: str = "Quanticity") -> None:
         """``token``: if given, only ``Authorization: Bot <token>`` is accepted (else 401)."""
@@ -181,40 +178,11 @@ class FakeDiscord:
         self.bot_name = bot_name
         self._lock = threading.RLock()
         self._ids = _Snowflakes()
-        self._server = FakeServer(name="fake-discord")
+        self.server = FakeServer(name="fake-discord")
         self._register_routes()
         self._init_state()
 
     # ------------------------------------------------------------------ lifecycle
-    def start(self) -> str:
-        """Start (idempotent); returns the base URL ``http://127.0.0.1:PORT``."""
-        return self._server.start()
-
-    def stop(self) -> None:
-        self._server.stop()
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @classmethod
-    def shared(cls) -> FakeDiscord:
-        """A process-wide started instance (one per test session); call reset() per test."""
-        with cls._shared_lock:
-            if cls._shared is None:
-                inst = cls()
-                inst.start()
-                cls._shared = inst
-            return cls._shared
-
-    @property
-    def base_url(self) -> str:
-        if self._server.base_url is None:
-            raise RuntimeError("fake not started")
-        return self._server.base_url
 
     @property
     def api_base(self) -> str:
@@ -357,7 +325,7 @@ class FakeDiscord:
 
     # ------------------------------------------------------------------ routing
     def _register_routes(self) -> None:
-        add = self._server.add_route
+        add = self.server.add_route
         p = API_PREFIX
         add("GET", p + "/users/@me", self._wrap("get_me", self._h_get_me))
         add("GET", p + "/oauth2/applications/@me", self._wrap("get_application", self._h_get_application))

@@ -54,12 +54,12 @@ import zlib
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Self
+from typing import Any
 from urllib.parse import parse_qsl
 
 from aiohttp import web
 
-from tests.fakes._server import FakeServer, drop_connection
+from tests.fakes._server import FakeLifecycle, FakeServer, drop_connection
 
 __all__ = ["ROUTE_KINDS", "FakeReddit", "RecordedRequest", "ratelimit_message"]
 
@@ -169,11 +169,8 @@ def _listing(
     }
 
 
-class FakeReddit:
+class FakeReddit(FakeLifecycle):
     """Stateful fake of the Reddit API subset a publisher needs (127.0.0.1:0, own thread)."""
-
-    _shared: FakeReddit | None = None
-    _shared_lock = threading.Lock()
 
     def __init__(
         self,
@@ -196,39 +193,11 @@ class FakeReddit:
         self.token_ttl = token_ttl
         self.user_id = "1q2w3e4r"
         self._lock = threading.RLock()
-        self._server = FakeServer(name="fake-reddit")
+        self.server = FakeServer(name="fake-reddit")
         self._register_routes()
         self._init_state()
 
     # ------------------------------------------------------------------ lifecycle
-    def start(self) -> str:
-        return self._server.start()
-
-    def stop(self) -> None:
-        self._server.stop()
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @classmethod
-    def shared(cls) -> FakeReddit:
-        """A process-wide started instance (one per test session); call reset() per test."""
-        with cls._shared_lock:
-            if cls._shared is None:
-                inst = cls()
-                inst.start()
-                cls._shared = inst
-            return cls._shared
-
-    @property
-    def base_url(self) -> str:
-        if self._server.base_url is None:
-            raise RuntimeError("fake not started")
-        return self._server.base_url
 
     def praw_kwargs(self, **overrides: Any) -> dict[str, Any]:
         """Keyword arguments for ``praw.Reddit(**fake.praw_kwargs())``."""
@@ -447,7 +416,7 @@ class FakeReddit:
 
     # ------------------------------------------------------------------ routing
     def _register_routes(self) -> None:
-        add = self._server.add_route
+        add = self.server.add_route
         s = "{slash:/?}"
         add("POST", "/api/v1/access_token" + s, self._wrap("access_token", self._h_token, oauth=False))
         add("GET", "/api/v1/me" + s, self._wrap("me", self._h_me))

@@ -49,7 +49,6 @@ defined here; import them into a conftest.
 from __future__ import annotations
 
 import asyncio
-import atexit
 import copy
 import itertools
 import json
@@ -59,11 +58,11 @@ import time
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Self
+from typing import Any
 
 from aiohttp import web
 
-from ._server import FakeServer, Fault, FaultQueue, RequestLog, drop_connection, json_response
+from ._server import FakeLifecycle, FakeServer, Fault, FaultQueue, RequestLog, drop_connection, json_response
 
 __all__ = [
     "DEFAULT_TOKEN",
@@ -405,7 +404,7 @@ def _decode_field(name: str, value: str) -> Any:
 
 
 # --------------------------------------------------------------------------- the fake
-class FakeTelegram:
+class FakeTelegram(FakeLifecycle):
     """Fake Telegram Bot API server (see module docstring)."""
 
     def __init__(
@@ -446,38 +445,6 @@ class FakeTelegram:
         app.add_route("GET", "/file/bot{token}/{path:.+}", self._handle_file)
 
     # ------------------------------------------------------------------ lifecycle
-    def start(self) -> str:
-        return self.server.start()
-
-    def stop(self) -> None:
-        self.server.stop()
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    _shared: FakeTelegram | None = None
-    _shared_lock = threading.Lock()
-
-    @classmethod
-    def shared(cls) -> FakeTelegram:
-        """A process-wide started instance (one per test session); call reset() per test."""
-        with cls._shared_lock:
-            if cls._shared is None:
-                inst = cls()
-                inst.start()
-                atexit.register(inst.stop)
-                cls._shared = inst
-            return cls._shared
-
-    @property
-    def base_url(self) -> str:
-        if self.server.base_url is None:
-            raise RuntimeError("fake not started")
-        return self.server.base_url
 
     @property
     def api_base_url(self) -> str:

@@ -43,14 +43,14 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Self
+from typing import Any
 
 import requests
 from aiohttp import web
 from requests.adapters import HTTPAdapter
 from requests.utils import should_bypass_proxies
 
-from tests.fakes._server import FakeServer, drop_connection
+from tests.fakes._server import FakeLifecycle, FakeServer, drop_connection
 
 __all__ = [
     "DUPLICATE_DETAIL",
@@ -188,13 +188,10 @@ def weighted_length(text: str) -> int:
     return n
 
 
-class FakeX:
+class FakeX(FakeLifecycle):
     """Stateful fake of the X API v2 subset a publisher needs (127.0.0.1:0, own thread)."""
 
     USER_ID = "1500000000000000001"
-
-    _shared: FakeX | None = None
-    _shared_lock = threading.Lock()
 
     def __init__(
         self, *, username: str = "quanticity", name: str = "Quanticity", max_text_len: int = 280
@@ -204,39 +201,11 @@ class FakeX:
         self.max_text_len = max_text_len
         self._lock = threading.RLock()
         self._last_id = 0
-        self._server = FakeServer(name="fake-x")
+        self.server = FakeServer(name="fake-x")
         self._register_routes()
         self._init_state()
 
     # ------------------------------------------------------------------ lifecycle
-    def start(self) -> str:
-        return self._server.start()
-
-    def stop(self) -> None:
-        self._server.stop()
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @classmethod
-    def shared(cls) -> FakeX:
-        """A process-wide started instance (one per test session); call reset() per test."""
-        with cls._shared_lock:
-            if cls._shared is None:
-                inst = cls()
-                inst.start()
-                cls._shared = inst
-            return cls._shared
-
-    @property
-    def base_url(self) -> str:
-        if self._server.base_url is None:
-            raise RuntimeError("fake not started")
-        return self._server.base_url
 
     def point(self, client: Any) -> BaseURLRewriteAdapter:
         """Shortcut for ``point_client_at(client, self.base_url)``."""
@@ -380,7 +349,7 @@ class FakeX:
 
     # ------------------------------------------------------------------ routing
     def _register_routes(self) -> None:
-        add = self._server.add_route
+        add = self.server.add_route
         add("POST", "/2/tweets", self._wrap("create_tweet", self._h_create))
         add("DELETE", "/2/tweets/{id:\\d+}", self._wrap("delete_tweet", self._h_delete))
         add("GET", "/2/tweets/{id:\\d+}", self._wrap("get_tweet", self._h_get_tweet))
