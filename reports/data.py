@@ -336,13 +336,12 @@ class ReportData(_M):
 
 # ------------------------------------------------------------------ stream reading
 async def scan(redis: aioredis.Redis, key: str, since_ms: int, until_ms: int,
-               types: tuple[type[Event], ...] | None = None) -> list[Event]:
+               types: tuple[type[Event], ...] | None = None, upper: str = "+") -> list[Event]:
     """Events of stream ``key`` with ``since_ms <= ts <= until_ms``, in stream (publish) order.
 
     Reads newest-first in pages and stops once a whole page is older than ``since_ms`` minus a
-    slack. Malformed entries are counted and skipped."""
+    slack. Malformed entries are counted and skipped. ``upper`` bounds the newest entry id read."""
     out: list[Event] = []
-    upper = "+"
     floor = since_ms - SLACK_MS
     while True:
         rows = await redis.xrevrange(key, max=upper, min="-", count=PAGE)
@@ -364,9 +363,7 @@ async def scan(redis: aioredis.Redis, key: str, since_ms: int, until_ms: int,
                 out.append(ev)
         if len(rows) < PAGE or (newest_in_page >= 0 and newest_in_page < floor):
             break
-        last_id = rows[-1][0]
-        last_id = last_id.decode() if isinstance(last_id, bytes) else str(last_id)
-        upper = "(" + last_id
+        upper = "(" + _entry_id(rows[-1][0])
     out.reverse()
     return out
 
@@ -407,31 +404,8 @@ class StreamTail:
         if not newest:
             return
         self.last_id = _entry_id(newest[0][0])
-        found: list[tuple[int, Any]] = []
-        upper = self.last_id
-        while True:
-            rows = await redis.xrevrange(key, max=upper, min="-", count=PAGE)
-            if not rows:
-                break
-            page_newest = -1
-            for _eid, fields in rows:
-                if fields is None:
-                    continue
-                try:
-                    ev = decode(fields)
-                except BadEvent:
-                    REJECTED.labels("reports", "bad_event").inc()
-                    continue
-                page_newest = max(page_newest, ev.ts)
-                if isinstance(ev, self.cls):
-                    rec = self.reduce(ev)
-                    if rec is not None:
-                        found.append((ev.ts, rec))
-            if len(rows) < PAGE or (0 <= page_newest < since_ms - SLACK_MS):
-                break
-            upper = "(" + _entry_id(rows[-1][0])
-        found.reverse()
-        self.records = found
+        events = await scan(redis, key, since_ms, 2**62, (self.cls,), upper=self.last_id)
+        self.records = [(ev.ts, rec) for ev in events if (rec := self.reduce(ev)) is not None]
 
     async def read(self, redis: aioredis.Redis, keys: Keys, since_ms: int, until_ms: int) -> list[tuple[int, Any]]:
         """Reduced records with ``since_ms <= ts <= until_ms``, in stream order."""
