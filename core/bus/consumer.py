@@ -47,6 +47,11 @@ class Consumer:
         self.rejected = 0
         self.failed = 0
 
+    @property
+    def needs_poll(self) -> bool:
+        """Work this consumer has regardless of new entries: start-up recovery or a retry."""
+        return not self._recovered or self._retry_pending
+
     async def ensure_groups(self) -> None:
         for key in self.stream_keys:
             try:
@@ -84,9 +89,9 @@ class Consumer:
 
     async def poll(self, handler: Handler, block_ms: int | None = None) -> int:
         """Handle what is available now (or wait up to ``block_ms``); returns entries processed."""
-        await self.ensure_groups() if not self._recovered else None
         n = 0
         if not self._recovered:
+            await self.ensure_groups()
             self._recovered = True
             n += await self._recover(handler)
         if self._retry_pending:

@@ -35,9 +35,6 @@ class Event(BaseModel):
     correlation_id: str
     source: str = ""
 
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-
     @classmethod
     def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
         field = cls.model_fields.get("type")

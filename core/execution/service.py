@@ -18,7 +18,7 @@ The broker is chosen by ``execution.broker``: ``paper`` here; the IBKR adapter
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 from core.bus.bus import Tx
 from core.bus.events import (
@@ -176,8 +176,6 @@ class ExecutionService(Service):
         return placed
 
     async def _exit(self, r: OrderRequestEvent, tx: Tx) -> bool:
-        from datetime import date
-
         contract = OptionContract(symbol=r.symbol, expiry=date.fromisoformat(r.expiry), strike=r.strike,
                                   right=Right(r.right), multiplier=r.multiplier)
         req = OrderRequest(order_id=f"ex-{r.request_id}", correlation_id=r.correlation_id, contract=contract,
@@ -208,18 +206,17 @@ class ExecutionService(Service):
 
     async def _cancel_entries(self, ev: ControlEvent, tx: Tx) -> bool:
         now = self.clock.now()
-        events: list[BrokerEvent] = []
+        cancelled = 0
         for o in await self.broker.open_orders():
             if o.request.purpose == OrderPurpose.ENTRY:
                 st = await self.broker.cancel(o.order_id, now)
                 self._order_event(tx, st, "cancelled", reason=f"{ev.action}:{ev.reason}"[:80])
-                events.append(BrokerEvent(kind=BrokerEventKind.CANCELLED, ts=now, order_id=o.order_id,
-                                          correlation_id=o.correlation_id, contract_key=o.contract_key, order=st))
+                cancelled += 1
         pending = await self.redis.hkeys(self._pending_key)
         for order_id in sorted(pending):
             tx.pipe.hdel(self._pending_key, order_id)
         self._pending = {}
-        return bool(events) or bool(pending)
+        return bool(cancelled) or bool(pending)
 
     # ------------------------------------------------------------------ timers
     async def on_timer(self, now: datetime) -> None:

@@ -152,7 +152,8 @@ class PositionService(Service):
             if fill.side == Side.BUY:
                 events = []  # more contracts of a working entry: the entry was announced at the first fill
         self._save(tx, pos)
-        tx.pipe.hset(self.keys.hash("watch"), contract.key, "1") if pos.is_open else None
+        if pos.is_open:
+            tx.pipe.hset(self.keys.hash("watch"), contract.key, "1")
         for e in events:
             self._publish(tx, pos, e, ctx)
         await self._account(tx, realized_delta=pos.realized_pnl - before, changed=[pos])
@@ -213,10 +214,7 @@ class PositionService(Service):
     def _publish(self, tx: Tx, pos: Position, e: PositionEvent, ctx: dict[str, Any]) -> None:
         c = pos.contract
         sig = ctx.get("signal") or {}
-        snap = {}
-        for k in ("snapshot_id",):
-            if sig.get(k):
-                snap[k] = sig[k]
+        snap = {"snapshot_id": sig["snapshot_id"]} if sig.get("snapshot_id") else {}
         tx.emit(BusPositionEvent, correlation_id=pos.correlation_id, kind=e.kind.value, position_id=pos.position_id,
                 strategy=pos.strategy, symbol=c.symbol, expiry=c.expiry.isoformat(), strike=c.strike,
                 right=c.right.value, direction="bullish" if c.right == Right.CALL else "bearish",

@@ -8,6 +8,7 @@ import asyncio
 import logging
 import signal
 from collections.abc import Sequence
+from datetime import timedelta
 
 from core.runtime.consumers import consumer_for
 from core.runtime.service import Service
@@ -59,8 +60,6 @@ class LiveRunner:
                 except Exception:
                     log.exception("service=%s timer error", svc.name)
                 if due_interval:
-                    from datetime import timedelta
-
                     next_tick = now + timedelta(seconds=svc.interval_s or 1)
                 continue
             waits = [1.0]

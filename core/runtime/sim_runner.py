@@ -46,11 +46,11 @@ class SimRunner:
             current = set(self._dirty)
             self._dirty.clear()
             for svc, cons in self.consumers:
-                if current.isdisjoint(cons.stream_keys) and cons._recovered and not cons._retry_pending:
+                if current.isdisjoint(cons.stream_keys) and not cons.needs_poll:
                     continue
                 n = await cons.poll(svc.handle)
                 total += n
-                if n >= cons.batch or cons._retry_pending:
+                if n >= cons.batch or cons.needs_poll:
                     self._dirty.update(cons.stream_keys)
         self.events_handled += total
         return total
