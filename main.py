@@ -2,7 +2,8 @@
 
     python main.py demo [--seed N] [--date YYYY-MM-DD] [--out DIR] [--json]
     python main.py run --mode live|dry-run|demo [--services a,b]
-    python main.py status [--json] | halt --reason TEXT | resume
+    python main.py status [--json] | halt --reason TEXT | resume   (each with [--mode M])
+    python main.py ibkr check [--host H] [--port P] [--client-id N] [--json]
     python main.py check-config [--config FILE]
     python main.py analytics CHAIN.json
     python main.py overseer review SIGNAL.json [--state STATE.json]
@@ -122,6 +123,7 @@ def default_services(settings: Settings, secrets: Secrets) -> list[str]:
 
 # ------------------------------------------------------------------ shared setup
 def _settings(args: argparse.Namespace, overlay: Path | None = None) -> Settings:
+    mode = getattr(args, "mode", None) if args.command == "run" else None
     if overlay is not None and getattr(args, "config", None) is None:
         return load_settings(overlay)
     if overlay is not None:
@@ -137,7 +139,7 @@ def _settings(args: argparse.Namespace, overlay: Path | None = None) -> Settings
             return load_settings(tmp)
         finally:
             tmp.unlink(missing_ok=True)
-    return load_settings(getattr(args, "config", None))
+    return load_settings(getattr(args, "config", None), mode=mode)
 
 
 def _redis_url(settings: Settings, secrets: Secrets) -> str | None:
@@ -201,7 +203,14 @@ def cmd_overseer(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _with_bus(settings: Settings, fn: Callable[[Any], Any]) -> Any:
+def _namespace(args: argparse.Namespace, settings: Settings) -> str:
+    """Whose state a control command touches: ``--mode`` or the configured mode's key namespace
+    (not validated against the mode table: a halt must work whatever the config says)."""
+    mode = getattr(args, "mode", None) or settings.mode.value
+    return f"{settings.redis.key_prefix}.{mode}"
+
+
+async def _with_bus(settings: Settings, fn: Callable[[Any], Any], namespace: str | None = None) -> Any:
     from core.bus.bus import Bus
     from core.bus.keys import Keys
     from core.clock.clock import LiveClock
@@ -209,7 +218,7 @@ async def _with_bus(settings: Settings, fn: Callable[[Any], Any]) -> Any:
     secrets = load_secrets()
     handle = await _connect(settings, secrets, quiet=True)
     try:
-        bus = Bus(handle.client, Keys(settings.redis.key_prefix), LiveClock(), source="cli")
+        bus = Bus(handle.client, Keys(namespace or settings.key_namespace), LiveClock(), source="cli")
         return await fn(bus)
     finally:
         await handle.close()
@@ -220,7 +229,8 @@ def cmd_halt(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     user = os.environ.get("USER", "cli")
-    asyncio.run(_with_bus(settings, lambda bus: set_halt(bus, args.reason, by=f"cli:{user}")))
+    asyncio.run(_with_bus(settings, lambda bus: set_halt(bus, args.reason, by=f"cli:{user}"),
+                          _namespace(args, settings)))
     print(f"halted: {args.reason}")
     return 0
 
@@ -230,7 +240,8 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     user = os.environ.get("USER", "cli")
-    asyncio.run(_with_bus(settings, lambda bus: clear_halt(bus, by=f"cli:{user}", reason="resume from CLI")))
+    asyncio.run(_with_bus(settings, lambda bus: clear_halt(bus, by=f"cli:{user}", reason="resume from CLI"),
+                          _namespace(args, settings)))
     print("resumed")
     return 0
 
@@ -239,18 +250,17 @@ def cmd_status(args: argparse.Namespace) -> int:
     from core.state.status import collect_status, format_status
 
     settings = _settings(args)
-    status = asyncio.run(_with_bus(settings, lambda bus: collect_status(bus, settings)))
+    status = asyncio.run(_with_bus(settings, lambda bus: collect_status(bus, settings), _namespace(args, settings)))
     print(json.dumps(status, indent=2, sort_keys=True) if args.json else format_status(status))
     return 0
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     settings = _settings(args)
-    data = settings.model_dump()
-    data["mode"] = args.mode
-    if args.mode == "demo":
-        data["approval"]["policy"] = data["approval"]["policy"] if args.config else "auto"
-    settings = Settings.model_validate(data)
+    if args.mode == "demo" and not args.config:
+        data = settings.model_dump()
+        data["approval"]["policy"] = "auto"
+        settings = Settings.model_validate(data)
     secrets = load_secrets()
     names = [n.strip() for n in args.services.split(",") if n.strip()] if args.services else \
         default_services(settings, secrets)
@@ -277,7 +287,7 @@ async def _run_live(settings: Settings, secrets: Secrets, names: list[str]) -> i
         print(f"demo in real time: simulated session {day}, clock starts 09:25 New York", file=sys.stderr)
     handle = await _connect(settings, secrets)
     try:
-        bus = Bus(handle.client, Keys(settings.redis.key_prefix), clock, maxlen=settings.redis.stream_maxlen,
+        bus = Bus(handle.client, Keys(settings.key_namespace), clock, maxlen=settings.redis.stream_maxlen,
                   source="run")
         ctx = Context(settings=settings, secrets=secrets, bus=bus, clock=clock, calendar=cal,
                       out_dir=str(Path(settings.demo.out_dir)) if settings.mode != "live" else None)
@@ -287,11 +297,31 @@ async def _run_live(settings: Settings, secrets: Secrets, names: list[str]) -> i
             print(f"metrics: http://127.0.0.1:{settings.metrics.port}/metrics", file=sys.stderr)
         runner = LiveRunner(services)
         runner.install_signal_handlers()
-        print(f"running {', '.join(s.name for s in services)} in {settings.mode} mode; Ctrl-C stops",
-              file=sys.stderr)
-        await runner.run()
+
+        def banner() -> None:
+            from core.runtime.banner import startup_lines
+
+            for line in startup_lines(settings, services, ctx):
+                print(line, file=sys.stderr)
+            print(f"running {', '.join(s.name for s in services)} in {settings.mode} mode; Ctrl-C stops",
+                  file=sys.stderr)
+
+        await runner.run(after_start=banner)
     finally:
         await handle.close()
+    return 0
+
+
+def cmd_ibkr_check(args: argparse.Namespace) -> int:
+    from core.ibkr.check import check, format_check
+    from core.ibkr.connection import IbUnavailable
+
+    settings = _settings(args)
+    try:
+        result = asyncio.run(check(settings, host=args.host, port=args.port, client_id=args.client_id))
+    except IbUnavailable as exc:
+        return _fail(str(exc))
+    print(json.dumps(result, sort_keys=True, default=str) if args.json else format_check(result))
     return 0
 
 
@@ -351,12 +381,29 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--mode", choices=["live", "dry-run", "demo"], required=True)
     r.add_argument("--services", help=f"comma-separated subset of: {','.join(SERVICE_ORDER)}")
 
+    modes = ["live", "dry-run", "demo"]
     s = add("status", cmd_status, "mode, halt, positions, P&L, feed freshness")
     s.add_argument("--json", action="store_true")
+    s.add_argument("--mode", choices=modes, help="whose state (default: the configured mode)")
 
     h = add("halt", cmd_halt, "halt trading (persistent until resume)")
     h.add_argument("--reason", required=True)
-    add("resume", cmd_resume, "clear the halt")
+    h.add_argument("--mode", choices=modes, help="which mode's trading (default: the configured mode)")
+    rs = add("resume", cmd_resume, "clear the halt")
+    rs.add_argument("--mode", choices=modes, help="which mode's trading (default: the configured mode)")
+
+    ib = add("ibkr", lambda a: _fail("use: ibkr check"), "Interactive Brokers tools")
+    ibsub = ib.add_subparsers(dest="ibkr_command", required=True)
+    ck = ibsub.add_parser("check", help="connect to TWS / IB Gateway, print account, positions, open orders",
+                          description="connect to TWS / IB Gateway, print server version, accounts, net "
+                                      "liquidation, positions and open orders, then disconnect (exit 2 "
+                                      "when it cannot connect)")
+    ck.add_argument("--host", help="default: ibkr.host")
+    ck.add_argument("--port", type=int, help="default: ibkr.port (TWS 7497 paper / 7496 live, Gateway 4002 / 4001)")
+    ck.add_argument("--client-id", type=int, dest="client_id", help="default: ibkr.client_ids.check")
+    ck.add_argument("--json", action="store_true", help="one JSON object")
+    ck.add_argument("--config", metavar="FILE")
+    ck.set_defaults(fn=cmd_ibkr_check)
     add("check-config", cmd_check_config, "validate config and print it with secrets masked")
 
     a = add("analytics", cmd_analytics, "dealer exposure and levels of an option chain file")

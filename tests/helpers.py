@@ -23,6 +23,12 @@ def make_context(bus: Bus, settings: Settings | None = None, secrets: Secrets | 
                     data[section] = {**data.get(section, {}), **values}
                 else:
                     data[section] = values
+            # the mode decides the parts: a test of the real publishers (sink live) or of live mode
+            # gets the whole live configuration, as production would
+            if data["distribution"].get("sink") == "live" or data.get("mode") == "live":
+                data["mode"] = "live"
+                data["market"]["source"] = "ibkr"
+                data["execution"]["broker"] = "ibkr"
             settings = Settings.model_validate(data)
     if secrets is None:
         secrets = Secrets(_env_file=None)  # type: ignore[call-arg]

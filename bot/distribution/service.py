@@ -74,6 +74,7 @@ from bot.publishers.base import PostMeta, PostResult, PublishError, Sink, Thread
 from bot.publishers.factory import build_sinks
 from core.bus.bus import Tx
 from core.bus.events import AlertEvent, AuditEvent, DeliveryEvent, Event, PositionEvent, ReportEvent
+from core.positions.service import ADOPTED
 from core.runtime import metrics
 from core.runtime.service import Context, Service
 
@@ -235,6 +236,9 @@ class DistributorService(Service):
         if why is not None:
             metrics.REJECTED.labels(self.name, "bad_position").inc()
             log.warning("event=%s position=%s kind=%s not published: %s", ev.id, ev.position_id, ev.kind, why)
+            return
+        if ev.strategy == ADOPTED:
+            # reconciliation found it in the broker account: subscribers never got a signal for it
             return
         if ev.kind == "entry":
             entry_qty: int | None = ev.qty

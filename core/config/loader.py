@@ -100,14 +100,15 @@ def _describe(err: dict[str, Any]) -> str:
         return "unknown key (not a setting; check spelling against config/default.yaml)"
     if kind == "missing":
         return "missing required key"
-    msg = str(err.get("msg", "invalid value"))
+    msg = str(err.get("msg", "invalid value")).removeprefix("Value error, ")
     return f"{msg}; got {err.get('input')!r}" if "input" in err and not isinstance(err["input"], dict) else msg
 
 
 def load_settings(config_file: str | os.PathLike[str] | None = None,
                   environ: Mapping[str, str] | None = None,
-                  default_file: Path = DEFAULT_FILE) -> Settings:
-    """Return validated settings or raise ConfigError (one line, names file and key)."""
+                  default_file: Path = DEFAULT_FILE, *, mode: str | None = None) -> Settings:
+    """Return validated settings or raise ConfigError (one line, names file and key).
+    ``mode`` (the CLI's ``--mode``) overrides every layer."""
     environ = os.environ if environ is None else environ
     sources: dict[str, str] = {}
     layers = [str(default_file)]
@@ -119,11 +120,17 @@ def load_settings(config_file: str | os.PathLike[str] | None = None,
     for name, tree in _env_overrides(environ):
         layers.append(f"env {name}")
         merged = _merge(merged, tree, f"env {name}", sources)
+    if mode is not None:
+        merged["mode"] = mode
+        layers.append("--mode")
+        sources["mode"] = "--mode"
     try:
         return Settings.model_validate(merged)
     except ValidationError as exc:
         err = exc.errors()[0]
         loc = tuple(p for p in err.get("loc", ()) if not str(p).startswith("function-"))
-        key = ".".join(str(p) for p in loc) or "(top level)"
         extra = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+        if not loc:  # a rule across keys (the mode table): the message names the keys itself
+            raise ConfigError(f"configuration refused: {_describe(err)}{extra}") from None
+        key = ".".join(str(p) for p in loc)
         raise ConfigError(f"{_origin_of(loc, sources, layers)}: key '{key}': {_describe(err)}{extra}") from None

@@ -122,6 +122,30 @@ class ExecutionSettings(_Strict):
     cancel_spread_pct_of_mid: float = Field(default=10.0, gt=0)
 
 
+class IbkrSettings(_Strict):
+    """Interactive Brokers (TWS or IB Gateway) - documented in config/default.yaml, ibkr section."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=7497, ge=1, le=65535)  # TWS 7497 paper / 7496 live; Gateway 4002 / 4001
+    # one API client id per process role: orders placed by one id are only visible/modifiable by it
+    client_ids: dict[Literal["market", "execution", "check"], int] = Field(
+        default_factory=lambda: {"market": 11, "execution": 12, "check": 19})
+    account: str | None = None  # the account to trade when the login manages several (None: the first)
+    connect_timeout_s: float = Field(default=10.0, gt=0)
+    reconnect_min_s: float = Field(default=1.0, gt=0)  # first reconnect delay (doubles, with jitter)
+    reconnect_max_s: float = Field(default=60.0, gt=0)  # cap of the reconnect delay
+    market_data_type: Literal["live", "frozen", "delayed", "delayed_frozen"] = "live"
+    max_messages_per_s: float = Field(default=45.0, gt=0, le=50)  # IB disconnects above ~50/s
+    market_data_lines: int = Field(default=100, ge=10)  # simultaneous reqMktData lines of the account
+    depth_subscriptions: int = Field(default=3, ge=0)  # simultaneous reqMktDepth (rotated over symbols)
+    depth_rotate_s: float = Field(default=30.0, gt=0)  # how long one symbol keeps a depth line
+    chain_expiries: int = Field(default=2, ge=1, le=12)  # nearest expiries subscribed per symbol ...
+    chain_max_dte: int = Field(default=45, ge=0, le=400)  # ... among those at most this many days out
+    chain_strikes_each_side: int = Field(default=8, ge=1, le=60)  # strikes above and below spot per expiry
+    commission_wait_s: float = Field(default=5.0, gt=0)  # a fill waits this long for its commission report
+    qualify_batch: int = Field(default=20, ge=1, le=50)  # contracts qualified per request batch (pacing)
+
+
 class OverseerSettings(_Strict):
     model: str = "claude-sonnet-4-6"
     timeout_s: float = Field(default=8.0, gt=0)
@@ -262,6 +286,7 @@ class Settings(_Strict):
     signals: SignalsSettings = Field(default_factory=SignalsSettings)
     risk: RiskSettings = Field(default_factory=RiskSettings)
     execution: ExecutionSettings = Field(default_factory=ExecutionSettings)
+    ibkr: IbkrSettings = Field(default_factory=IbkrSettings)
     overseer: OverseerSettings = Field(default_factory=OverseerSettings)
     approval: ApprovalSettings = Field(default_factory=ApprovalSettings)
     telegram: TelegramSettings = Field(default_factory=TelegramSettings)
@@ -270,3 +295,18 @@ class Settings(_Strict):
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
     demo: DemoSettings = Field(default_factory=DemoSettings)
+
+    @model_validator(mode="after")
+    def _mode_decides_the_parts(self) -> Settings:
+        from core.config.modes import contradictions
+
+        problems = contradictions(self)
+        if problems:
+            raise ValueError(f"mode {self.mode.value!r} contradicts " + "; ".join(problems))
+        return self
+
+    @property
+    def key_namespace(self) -> str:
+        """The Redis key prefix of this mode: each mode keeps its own state (``q.live``, ``q.dry-run``,
+        ``q.demo``), so rehearsal state never leaks into live state."""
+        return f"{self.redis.key_prefix}.{self.mode.value}"

@@ -6,7 +6,7 @@ accident; ``check-config`` prints them masked. ``config/.env.example`` lists the
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -37,9 +37,6 @@ class Secrets(BaseSettings):
     reddit_username: str | None = None
     reddit_password: SecretStr | None = None
     reddit_api_base: str | None = None
-    ib_host: str = "127.0.0.1"
-    ib_port: int = Field(default=7497, ge=1, le=65535)
-    ib_client_id: int = 17
     uw_api_key: SecretStr | None = None
     uw_api_base: str | None = None
     alphavantage_api_key: SecretStr | None = None

@@ -1,9 +1,22 @@
-"""The broker interface that the paper broker and the (later) IBKR adapter both fit.
+"""The broker interface that the paper broker and the IBKR adapter both fit.
 
-A bus service owns one ``Broker``: it calls :meth:`Broker.place` for approved entries
-and for exit actions, feeds option quotes to :meth:`Broker.on_quote` (the paper broker
-fills against them; IBKR pushes its own fills, so its ``on_quote`` returns ``[]``), and
-publishes every returned :class:`BrokerEvent`.
+The execution service owns one ``Broker`` and talks to nothing else:
+
+* :meth:`Broker.start` / :meth:`Broker.stop` - connect (and reconcile) / disconnect.
+* :meth:`Broker.place` for approved entries and exit actions, :meth:`Broker.cancel`,
+  :meth:`Broker.open_orders`, :meth:`Broker.positions`, :meth:`Broker.flatten`.
+* :meth:`Broker.on_quote` - option quotes of watched contracts. The paper broker fills,
+  reprices and cancels against them; a live broker applies the shared order policy
+  (``core.execution.policy``: reprice by modifying the order, cancel) and returns what it
+  did at once, while fills, cancels and rejects arrive later on the push channel.
+* :meth:`Broker.on_timer` - time-only policy rules (entry timeout, day-end cancel).
+* Push channel: a live broker queues asynchronous :class:`BrokerEvent` s and calls the
+  ``wake`` callback given to :meth:`Broker.set_wakeup`; the service then calls
+  :meth:`Broker.drain_events` and publishes them at once (not on its timer).
+* Persistence hooks: :meth:`Broker.dump_state` / :meth:`Broker.load_state` - the service
+  keeps what they return in Redis with its outputs (the paper book); a broker that
+  persists on its own (IBKR keeps its order map in Redis before IB acknowledges) returns
+  ``None``.
 
 Every adapter must run :func:`core.execution.guard.check_order` inside ``place`` before
 anything reaches a market.
@@ -12,8 +25,10 @@ anything reaches a market.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
@@ -29,6 +44,10 @@ class BrokerEventKind(StrEnum):
     REPRICED = "repriced"  # working limit moved; ``old_limit`` -> ``new_limit``
     CANCELLED = "cancelled"  # ``reason``: timeout | spread_too_wide | day_end | ioc | client
     REJECTED = "rejected"
+    STATUS = "status"  # a working order's state changed at the broker (acknowledged, id mapped)
+    ADOPTED = "adopted"  # reconciliation: the account holds ``position`` that no fill here explains
+    MISSING = "missing"  # reconciliation: state here holds ``position`` the account does not
+    RECONCILED = "reconciled"  # reconciliation summary in ``detail`` (one admin message)
 
 
 class BrokerEvent(BaseModel):
@@ -39,11 +58,13 @@ class BrokerEvent(BaseModel):
     order_id: str
     correlation_id: str
     contract_key: str
-    order: OrderState
+    order: OrderState | None = None  # None only for ADOPTED / MISSING / RECONCILED
+    position: BrokerPosition | None = None  # ADOPTED / MISSING
     fill: Fill | None = None
     old_limit: float | None = None
     new_limit: float | None = None
     reason: str | None = None
+    detail: dict[str, Any] = Field(default_factory=dict)
 
 
 class BrokerPosition(BaseModel):
@@ -76,9 +97,53 @@ class QuoteSnapshot(BaseModel):
 
 
 class Broker(ABC):
-    """Async broker interface. Implementations: ``PaperBroker``; the IBKR adapter later."""
+    """Async broker interface. Implementations: ``PaperBroker``, ``core.ibkr.IbkrBroker``."""
 
     name: str = "broker"
+    _wake: Callable[[], None] | None = None
+
+    # ------------------------------------------------------------ lifecycle
+    async def start(self) -> None:
+        """Connect and reconcile (a paper broker has nothing to do)."""
+
+    async def stop(self) -> None:
+        """Disconnect."""
+
+    def describe(self) -> dict[str, str]:
+        """What the start-up line and ``/status`` show: ``name``, ``connected`` ("1"/"0"),
+        ``account`` (masked)."""
+        return {"name": self.name, "connected": "1", "account": "paper"}
+
+    # ------------------------------------------------------------ push channel
+    def set_wakeup(self, wake: Callable[[], None]) -> None:
+        """``wake()`` is called (from the event loop) whenever events are queued."""
+        self._wake = wake
+
+    def drain_events(self) -> list[BrokerEvent]:
+        """Asynchronous events (fills, cancels, rejects, reconciliation) queued since the
+        last call, oldest first. A paper broker has none: it answers synchronously."""
+        return []
+
+    async def on_timer(self, now: datetime) -> list[BrokerEvent]:
+        """Apply the time-only policy rules (entry timeout, day-end) to working orders."""
+        return []
+
+    def last_quote(self, contract_key: str) -> QuoteSnapshot | None:
+        """The last quote fed to :meth:`on_quote` for ``contract_key``."""
+        return None
+
+    # ------------------------------------------------------------ persistence hooks
+    def dump_state(self, now: datetime) -> str | None:
+        """State the service must persist with its outputs (None: the broker persists itself)."""
+        return None
+
+    def load_state(self, raw: str) -> None:
+        """Restore what :meth:`dump_state` returned."""
+
+    def record_published(self, pipe: Any, events: list[BrokerEvent]) -> None:
+        """Queue on ``pipe`` (the service's transaction, committed atomically with the published
+        events) whatever marks ``events`` as published, so a restart never publishes them twice
+        (IBKR: the execution ids). Nothing for a paper broker."""
 
     @abstractmethod
     async def place(self, order: OrderRequest) -> OrderState:

@@ -50,9 +50,9 @@ from __future__ import annotations
 
 import hashlib
 import math
-from datetime import datetime, time
+from datetime import datetime, timedelta
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, Field
 
 from core.domain.reasons import Reason
 from core.domain.signal import Side
@@ -60,44 +60,22 @@ from core.execution.broker import Broker, BrokerEvent, BrokerEventKind, BrokerPo
 from core.execution.guard import OrderRejected, check_order
 from core.execution.orders import (
     Fill,
-    OrderPurpose,
     OrderRequest,
     OrderState,
     OrderStatus,
     OrderType,
     TimeInForce,
 )
-from core.execution.pricing import money, ny, ny_at, to_tick
+from core.execution.policy import EPS, OrderPolicy, PolicyConfig
+from core.execution.pricing import money
 
 __all__ = ["PaperBroker", "PaperBrokerState", "PaperConfig"]
 
-_EPS = 1e-9
+KEEP_TERMINAL_S = 3600
 
 
-class PaperConfig(BaseModel):
-    """Paper-fill settings (names match ``execution:`` in ``config/default.yaml``)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    commission_per_contract: float = Field(default=0.65, ge=0)
-    tick: float = Field(default=0.01, gt=0)
-    reprice_after_s: float = Field(default=30.0, gt=0)
-    reprice_step_pct_of_spread: float = Field(default=25.0, gt=0, le=100)
-    max_reprices: int = Field(default=2, ge=0)
-    exit_max_reprices: int | None = Field(default=None, ge=0)
-    order_timeout_s: float | None = Field(default=120.0, gt=0)
-    exit_timeout_s: float | None = Field(default=None, gt=0)
-    cancel_spread_pct_of_mid: float | None = Field(default=10.0, gt=0)
-    max_quote_age_s: float | None = Field(default=15.0, gt=0)
-    passive_fill_prob: float = Field(default=0.0, ge=0, le=1)
-    seed: int | None = None
-    day_close: time = time(16, 0)
-
-    @model_validator(mode="after")
-    def _seeded(self) -> PaperConfig:
-        if 0.0 < self.passive_fill_prob < 1.0 and self.seed is None:
-            raise ValueError("passive_fill_prob strictly between 0 and 1 needs a seed (determinism)")
-        return self
+PaperConfig = PolicyConfig  # the paper broker is configured by the shared order policy
 
 
 class PaperBrokerState(BaseModel):
@@ -119,6 +97,7 @@ class PaperBroker(Broker):
         self._s = state.model_copy(deep=True) if state is not None else PaperBrokerState(
             config=config or PaperConfig()
         )
+        self._policy = OrderPolicy(self._s.config)
 
     # ----------------------------------------------------------------- state
     @property
@@ -131,6 +110,17 @@ class PaperBroker(Broker):
     @classmethod
     def restore(cls, state: PaperBrokerState) -> PaperBroker:
         return cls(state=state)
+
+    def dump_state(self, now: datetime) -> str:
+        """The book as JSON. Terminal orders older than ``KEEP_TERMINAL_S`` are dropped first
+        (the orders stream keeps their history)."""
+        cutoff = now - timedelta(seconds=KEEP_TERMINAL_S)
+        self._s.orders = {k: o for k, o in self._s.orders.items() if o.is_open or o.updated_ts >= cutoff}
+        return self._s.model_dump_json()
+
+    def load_state(self, raw: str) -> None:
+        self._s = PaperBrokerState.model_validate_json(raw)
+        self._policy = OrderPolicy(self._s.config)
 
     def order(self, order_id: str) -> OrderState:
         return self._s.orders[order_id].model_copy(deep=True)
@@ -163,6 +153,9 @@ class PaperBroker(Broker):
     ) -> list[BrokerEvent]:
         return self.quote_now(contract_key, bid, ask, bid_size, ask_size, now)
 
+    async def on_timer(self, now: datetime) -> list[BrokerEvent]:
+        return self.expire(now)
+
     async def open_orders(self) -> list[OrderState]:
         return [o.model_copy(deep=True) for o in self._open()]
 
@@ -172,7 +165,6 @@ class PaperBroker(Broker):
     # ------------------------------------------------- synchronous core API
     def place_now(self, order: OrderRequest) -> OrderState:
         """Synchronous :meth:`place` (the async method only wraps this)."""
-        cfg = self._s.config
         known = self._s.orders.get(order.order_id)
         if known is not None:
             if known.request != order:
@@ -185,18 +177,13 @@ class PaperBroker(Broker):
         try:
             check_order(order, held_qty=self.held_qty(key), committed_sell_qty=self.committed_sell_qty(key))
             q = self._s.quotes.get(key)
-            if q is None:
-                raise OrderRejected(Reason.STALE_DATA, f"no quote for {key}", order.order_id)
-            age = (order.created_ts - q.ts).total_seconds()
-            if cfg.max_quote_age_s is not None and age > cfg.max_quote_age_s:
-                raise OrderRejected(Reason.STALE_DATA, f"last quote is {age:.1f}s old", order.order_id)
-            entry = order.purpose == OrderPurpose.ENTRY
-            if entry and self._too_wide(q):
-                raise OrderRejected(
-                    Reason.SPREAD_TOO_WIDE,
-                    f"spread {q.spread:.2f} > {cfg.cancel_spread_pct_of_mid}% of mid {q.mid:.2f}",
-                    order.order_id,
-                )
+            problem = self._policy.quote_age_problem(order, q.ts if q is not None else None)
+            if problem is not None:
+                raise OrderRejected(Reason.STALE_DATA, problem, order.order_id)
+            assert q is not None
+            refusal = self._policy.refuse_entry(order, q)
+            if refusal is not None:
+                raise OrderRejected(refusal[0], refusal[1], order.order_id)
         except OrderRejected as e:
             ts = order.created_ts
             self._s.orders[order.order_id] = OrderState(
@@ -206,16 +193,7 @@ class PaperBroker(Broker):
             )
             raise
 
-        limit: float | None = None
-        if order.order_type == OrderType.LMT:
-            if order.side == Side.BUY:
-                limit = order.limit if order.limit is not None else to_tick(q.mid, cfg.tick, "down")
-                if order.max_price is not None:
-                    limit = min(limit, order.max_price)
-            else:
-                limit = order.limit if order.limit is not None else max(to_tick(q.bid, cfg.tick), cfg.tick)
-                if order.min_price is not None:
-                    limit = max(limit, order.min_price)
+        limit = self._policy.initial_limit(order, q)
         ts = order.created_ts
         st = OrderState(
             order_id=order.order_id, correlation_id=order.correlation_id, request=order,
@@ -249,72 +227,45 @@ class PaperBroker(Broker):
         needing a quote - call it on a timer so orders still end when a quote feed goes quiet."""
         events: list[BrokerEvent] = []
         for o in self._open():
-            why = self._time_cancel_reason(o, now)
+            why = self._policy.time_cancel(o, now)
             if why is not None:
                 events.append(self._cancel(o, now, why))
         return events
 
     # -------------------------------------------------------------- internals
-    def _time_cancel_reason(self, o: OrderState, now: datetime) -> str | None:
-        cfg = self._s.config
-        req = o.request
-        if req.tif == TimeInForce.DAY and now >= ny_at(ny(req.created_ts).date(), cfg.day_close):
-            return "day_end"
-        timeout = cfg.order_timeout_s if req.purpose == OrderPurpose.ENTRY else cfg.exit_timeout_s
-        if timeout is not None and (now - o.placed_ts).total_seconds() >= timeout - _EPS:
-            return "timeout"
-        return None
-
     def _open(self) -> list[OrderState]:
         return sorted((o for o in self._s.orders.values() if o.is_open), key=lambda o: (o.placed_ts, o.order_id))
 
-    def _too_wide(self, q: QuoteSnapshot) -> bool:
-        pct = self._s.config.cancel_spread_pct_of_mid
-        if pct is None:
-            return False
-        return q.mid <= 0 or q.spread > pct / 100.0 * q.mid + _EPS
-
     def _work(self, o: OrderState, q: QuoteSnapshot, now: datetime, avail: dict[Side, int]) -> list[BrokerEvent]:
-        cfg = self._s.config
         req = o.request
-        entry = req.purpose == OrderPurpose.ENTRY
         buy = req.side == Side.BUY
 
-        why = self._time_cancel_reason(o, now)
-        if why is not None:
-            return [self._cancel(o, now, why)]
-        if entry and self._too_wide(q):
-            return [self._cancel(o, now, Reason.SPREAD_TOO_WIDE.value)]
-
+        action = self._policy.on_quote(o, q, now)
+        if action.kind == "cancel":
+            return [self._cancel(o, now, action.reason)]
         events: list[BrokerEvent] = []
-        if req.order_type == OrderType.LMT and o.limit is not None:
-            cap = cfg.max_reprices if entry else cfg.exit_max_reprices
-            last = max([o.last_priced_ts] + [f.ts for f in o.fills])
-            idle = (now - last).total_seconds()
-            if idle >= cfg.reprice_after_s - _EPS and (cap is None or o.repricings < cap):
-                new = self._reprice_target(o, q)
-                if new is not None:
-                    old = o.limit
-                    o.limit = new
-                    o.repricings += 1
-                    o.last_priced_ts = now
-                    o.updated_ts = now
-                    events.append(self._event(BrokerEventKind.REPRICED, o, now, old_limit=old, new_limit=new))
+        if action.kind == "reprice":
+            old = o.limit
+            o.limit = action.new_limit
+            o.repricings += 1
+            o.last_priced_ts = now
+            o.updated_ts = now
+            events.append(self._event(BrokerEventKind.REPRICED, o, now, old_limit=old, new_limit=action.new_limit))
 
         price: float | None = None
         if req.order_type == OrderType.MKT:
-            if buy and (req.max_price is None or q.ask <= req.max_price + _EPS):
+            if buy and (req.max_price is None or q.ask <= req.max_price + EPS):
                 price = q.ask
-            elif not buy and q.bid > 0 and (req.min_price is None or q.bid >= req.min_price - _EPS):
+            elif not buy and q.bid > 0 and (req.min_price is None or q.bid >= req.min_price - EPS):
                 price = q.bid
         else:
             assert o.limit is not None
             if buy:
-                marketable = q.ask <= o.limit + _EPS
-                passive = o.limit >= q.mid - _EPS
+                marketable = q.ask <= o.limit + EPS
+                passive = o.limit >= q.mid - EPS
             else:
-                marketable = q.bid >= o.limit - _EPS
-                passive = o.limit <= q.mid + _EPS
+                marketable = q.bid >= o.limit - EPS
+                passive = o.limit <= q.mid + EPS
             if marketable or (passive and self._passive_hit(o, now)):
                 price = o.limit
         if price is not None:
@@ -326,27 +277,6 @@ class PaperBroker(Broker):
         if req.tif == TimeInForce.IOC and o.is_open:
             events.append(self._cancel(o, now, "ioc"))
         return events
-
-    def _reprice_target(self, o: OrderState, q: QuoteSnapshot) -> float | None:
-        cfg = self._s.config
-        req = o.request
-        assert o.limit is not None
-        step = cfg.reprice_step_pct_of_spread / 100.0 * q.spread
-        if req.side == Side.BUY:
-            far = to_tick(q.ask, cfg.tick, "down")
-            if req.max_price is not None:
-                far = min(far, req.max_price)
-            target = min(to_tick(o.limit + step, cfg.tick), far)
-            if target <= o.limit + _EPS:
-                target = min(o.limit + cfg.tick, far)
-            return round(target, 10) if target > o.limit + _EPS else None
-        far = max(to_tick(q.bid, cfg.tick, "up"), cfg.tick)
-        if req.min_price is not None:
-            far = max(far, req.min_price)
-        target = max(to_tick(o.limit - step, cfg.tick), far)
-        if target >= o.limit - _EPS:
-            target = max(o.limit - cfg.tick, far)
-        return round(target, 10) if target < o.limit - _EPS else None
 
     def _passive_hit(self, o: OrderState, now: datetime) -> bool:
         p = self._s.config.passive_fill_prob

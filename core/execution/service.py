@@ -11,17 +11,20 @@ guard refuses anything that is not a single-leg long option or a sale of held
 contracts. An approved entry waits for the contract's next live quote (at most
 ``ENTRY_QUOTE_WAIT_S``) so it is never priced off a stale chain.
 
-The broker is chosen by ``execution.broker``: ``paper`` here; the IBKR adapter
-(its own issue) implements the same :class:`core.execution.broker.Broker`.
+The service talks only to the :class:`core.execution.broker.Broker` interface; the
+broker is chosen by ``execution.broker`` (``core.execution.brokers.make_broker``:
+``paper``, or ``ibkr``). A live broker pushes fills, cancels and rejects as they happen:
+it wakes the service (``on_wake``), which publishes them at once.
 """
 
 from __future__ import annotations
 
 import json
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 
 from core.bus.bus import Tx
 from core.bus.events import (
+    AlertEvent,
     ApprovalEvent,
     AuditEvent,
     ControlEvent,
@@ -35,6 +38,7 @@ from core.control.halt import is_halted
 from core.domain.contract import OptionContract, Right
 from core.domain.reasons import Reason
 from core.execution.broker import BrokerEvent, BrokerEventKind
+from core.execution.brokers import make_broker
 from core.execution.guard import OrderRejected
 from core.execution.orders import (
     OrderPurpose,
@@ -44,13 +48,11 @@ from core.execution.orders import (
     TimeInForce,
     entry_order_from_signal,
 )
-from core.execution.paper import PaperBroker, PaperBrokerState, PaperConfig
 from core.runtime import metrics
 from core.runtime.service import Context, Service
 
 ENTRY_QUOTE_WAIT_S = 60
 MAX_CHASE = 1.05  # an entry is never repriced above 105% of the signal's limit
-KEEP_TERMINAL_S = 3600
 
 
 class ExecutionService(Service):
@@ -60,20 +62,9 @@ class ExecutionService(Service):
 
     def __init__(self, ctx: Context) -> None:
         super().__init__(ctx)
-        if self.settings.execution.broker != "paper":
-            from core.config.loader import ConfigError
-
-            raise ConfigError("execution.broker 'ibkr': the IBKR adapter is not part of this build; use 'paper'")
         self.interval_s = float(self.settings.market.tick_seconds)
-        e = self.settings.execution
-        self._config = PaperConfig(commission_per_contract=e.commission_per_contract,
-                                   reprice_after_s=e.reprice_after_s,
-                                   reprice_step_pct_of_spread=e.reprice_step_pct_of_spread,
-                                   max_reprices=e.max_reprices, order_timeout_s=e.order_timeout_s,
-                                   cancel_spread_pct_of_mid=e.cancel_spread_pct_of_mid,
-                                   max_quote_age_s=self.settings.risk.max_quote_age_s)
-        self.broker = PaperBroker(self._config)
-        self._state_key = self.keys.key("broker_state", "paper")
+        self.broker = make_broker(ctx)
+        self._state_key = self.keys.key("broker_state", self.broker.name)
         self._pending_key = self.keys.hash("pending_entries")
         # order_id -> contract key of entries waiting for a quote; this service alone writes the
         # hash, so the copy spares a Redis read per quote (dropped and re-read after a failure)
@@ -89,11 +80,31 @@ class ExecutionService(Service):
     async def start(self) -> None:
         raw = await self.redis.get(self._state_key)
         if raw:
-            self.broker = PaperBroker.restore(PaperBrokerState.model_validate_json(raw))
-        await self.redis.hset(self.keys.hash("broker"), mapping={"connected": "1", "name": "paper"})
+            self.broker.load_state(raw)
+        self.broker.set_wakeup(self.wake)
+        await self.broker.start()
+        await self.redis.hset(self.keys.hash("broker"), mapping=self.broker.describe())
+        if await self._flush_pushed():
+            self.log.info("published broker events found at start (reconciliation)")
 
     async def stop(self) -> None:
+        await self.broker.stop()
         await self.redis.hset(self.keys.hash("broker"), "connected", "0")
+
+    async def on_wake(self, now: datetime) -> None:
+        """The broker pushed events (fills, cancels, rejects): publish them now."""
+        await self._flush_pushed()
+
+    async def _flush_pushed(self) -> bool:
+        events = self.broker.drain_events()
+        if not events:
+            return False
+        tx = self.bus.tx()
+        self._publish(tx, events)
+        self.broker.record_published(tx.pipe, events)
+        self._persist(tx)
+        await tx.commit()
+        return True
 
     # ------------------------------------------------------------------ events
     async def handle(self, event: Event, tx: Tx) -> None:
@@ -172,7 +183,7 @@ class ExecutionService(Service):
                 continue
             req = entry_order_from_signal(sig, order_id=order_id, created_ts=now, qty=ev.qty,
                                           max_price=round(sig.limit * MAX_CHASE, 2))
-            placed |= self._place(req, tx)
+            placed |= await self._place(req, tx)
         return placed
 
     async def _exit(self, r: OrderRequestEvent, tx: Tx) -> bool:
@@ -181,7 +192,7 @@ class ExecutionService(Service):
         req = OrderRequest(order_id=f"ex-{r.request_id}", correlation_id=r.correlation_id, contract=contract,
                            side="SELL", qty=r.qty, order_type=OrderType(r.order_type), limit=r.limit,
                            tif=TimeInForce.GTC, purpose=OrderPurpose.EXIT, created_ts=self.clock.now())
-        placed = self._place(req, tx, position_id=r.position_id)
+        placed = await self._place(req, tx, position_id=r.position_id)
         if placed:  # a marketable exit fills against the last quote at once
             last = self.broker.last_quote(contract.key)
             if last is not None:
@@ -189,10 +200,10 @@ class ExecutionService(Service):
                                                              last.ask_size, self.clock.now()))
         return True
 
-    def _place(self, req: OrderRequest, tx: Tx, position_id: str | None = None) -> bool:
+    async def _place(self, req: OrderRequest, tx: Tx, position_id: str | None = None) -> bool:
         fields = order_fields(req)
         try:
-            state = self.broker.place_now(req)
+            state = await self.broker.place(req)
         except OrderRejected as exc:
             metrics.REJECTED.labels(self.name, exc.reason.value).inc()
             self._reject_event(tx, req.correlation_id, req.order_id, fields, req.purpose.value, exc.reason.value,
@@ -221,7 +232,9 @@ class ExecutionService(Service):
     # ------------------------------------------------------------------ timers
     async def on_timer(self, now: datetime) -> None:
         tx = self.bus.tx()
-        self._publish(tx, self.broker.expire(now))
+        pushed = self.broker.drain_events()
+        self._publish(tx, pushed + await self.broker.on_timer(now))
+        self.broker.record_published(tx.pipe, pushed)
         now_ms = int(now.timestamp() * 1000)
         waiting = await self._pending_map()
         raw_pending = await self.redis.hgetall(self._pending_key) if waiting else {}
@@ -241,6 +254,9 @@ class ExecutionService(Service):
     def _publish(self, tx: Tx, events: list[BrokerEvent]) -> None:
         for be in events:
             o = be.order
+            if o is None:
+                self._reconciliation(tx, be)
+                continue
             if be.kind == BrokerEventKind.FILL and be.fill is not None:
                 f = be.fill
                 c = f.contract
@@ -250,6 +266,27 @@ class ExecutionService(Service):
                         commission=f.commission, slippage=f.slippage, mid_at_order=f.mid_at_placement)
             self._order_event(tx, o, o.status.value, reason=be.reason or "",
                               limit=be.new_limit if be.kind == BrokerEventKind.REPRICED else o.limit)
+
+    def _reconciliation(self, tx: Tx, be: BrokerEvent) -> None:
+        """A position the account holds that nothing here explains is adopted (an entry fill the
+        position manager opens with its default exit plan; never posted to subscribers); one
+        held here but not in the account is flagged; the summary is one admin message."""
+        p = be.position
+        if be.kind == BrokerEventKind.ADOPTED and p is not None:
+            c = p.contract
+            tx.pipe.hset(self.keys.hash("trade_ctx"), be.correlation_id, json.dumps(
+                {"adopted": True, "qty": p.qty, "explanation": "adopted from the broker account"}))
+            tx.emit(FillEvent, correlation_id=be.correlation_id, order_id=be.order_id,
+                    fill_id=f"{be.order_id}:1", purpose="entry", symbol=c.symbol, expiry=c.expiry.isoformat(),
+                    strike=c.strike, right=c.right.value, side="BUY", qty=p.qty, price=p.avg_cost,
+                    strategy="adopted")
+        elif be.kind == BrokerEventKind.RECONCILED:
+            d = be.detail
+            tx.emit(AlertEvent, correlation_id=be.correlation_id, code="BROKER_RECONCILED", severity="WARNING",
+                    state="raised", subject="broker", message=str(d.get("summary", "broker reconciled")))
+        tx.emit(AuditEvent, correlation_id=be.correlation_id, actor="execution", action=f"broker_{be.kind.value}",
+                detail={"contract": be.contract_key, "reason": be.reason or "", **{
+                    k: v for k, v in be.detail.items() if isinstance(v, (str, int, float, bool))}})
 
     def _order_event(self, tx: Tx, o: OrderState, status: str, reason: str = "", limit: float | None = None) -> None:
         tx.emit(OrderEvent, correlation_id=o.correlation_id, order_id=o.order_id, purpose=o.request.purpose.value,
@@ -262,13 +299,10 @@ class ExecutionService(Service):
                 reason=reason, position_id=position_id, **fields)
 
     def _persist(self, tx: Tx) -> None:
-        """Save broker state (terminal orders older than an hour are dropped: the orders stream
-        keeps their history)."""
-        state = self.broker.snapshot()
-        cutoff = self.clock.now() - timedelta(seconds=KEEP_TERMINAL_S)
-        state.orders = {k: o for k, o in state.orders.items() if o.is_open or o.updated_ts >= cutoff}
-        self.broker = PaperBroker.restore(state)
-        tx.pipe.set(self._state_key, state.model_dump_json())
+        """Save what the broker asks to be saved (the paper book) with this handling's outputs."""
+        raw = self.broker.dump_state(self.clock.now())
+        if raw is not None:
+            tx.pipe.set(self._state_key, raw)
 
 
 def order_fields(req: OrderRequest) -> dict:

@@ -1,34 +1,29 @@
-"""MarketDataService: publishes market data from the simulator onto the bus.
+"""MarketDataService: publishes what its :class:`~core.market.source.MarketSource` sees onto the bus.
 
-Every ``market.tick_seconds`` it advances the simulator to the service clock and
-publishes, per symbol: an underlying :class:`QuoteEvent` (stream ``quotes``;
-latest also in the ``quote`` snapshot key; 10-level depth with each chain
-refresh, which is when analytics reads the book), a
-:class:`FlowEvent` (tape prints, dark-pool prints, option-flow alerts, net
-premium; stream ``flow``), an :class:`ImbalanceEvent` from 15:50, and an
-:class:`OptionQuoteEvent` for every watched contract (stream ``option_quotes``;
-hash ``watch``: working orders and open positions). Every ``market.chain_seconds`` in regular hours (and once at the
-first tick, the previous close's book, so pre-market has levels) the full chain goes into the ``chain`` snapshot key (its time and size also in ``chain_meta``) and a :class:`ChainEvent`
+The source is chosen by ``market.source`` (``core.market.sources.make_source``: the built-in
+simulator, or IBKR); this shell is the same for every source. Every ``market.tick_seconds`` it
+advances the source to the service clock and publishes, per symbol: an underlying
+:class:`QuoteEvent` (stream ``quotes``; latest also in the ``quote`` snapshot key; 10-level
+depth with each chain refresh, which is when analytics reads the book), a :class:`FlowEvent`
+(tape prints, dark-pool prints, option-flow alerts, net premium; stream ``flow``), an
+:class:`ImbalanceEvent` when the source has one, and an :class:`OptionQuoteEvent` for every
+watched contract (stream ``option_quotes``; hash ``watch``: working orders and open
+positions). Every ``market.chain_seconds`` in regular hours (and once at the first tick of a
+day, the previous close's book, so pre-market has levels) the full chain goes into the
+``chain`` snapshot key (its time and size also in ``chain_meta``) and a :class:`ChainEvent`
 says so (stream ``chains``).
-
-Only ``market.source: simulator`` exists in this build; IBKR and vendor
-adapters publish the same events (their issue adds them).
 """
 
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta
-
-import numpy as np
+from datetime import date, datetime
 
 from core.bus.events import ChainEvent, FlowEvent, ImbalanceEvent, OptionQuoteEvent, QuoteEvent
 from core.clock.calendar import NY
-from core.config.loader import ConfigError
-from core.market.chain import displayed_size
 from core.market.chain_codec import encode_chain
-from core.market.reference import simulated_reference
-from core.market.sim import MarketSimulator
+from core.market.source import MarketSource
+from core.market.sources import make_source
 from core.runtime.service import Context, Service
 
 REF_TTL_S = 86_400
@@ -41,50 +36,30 @@ def _ms(dt: datetime) -> int:
 class MarketDataService(Service):
     name = "market"
 
-    def __init__(self, ctx: Context) -> None:
+    def __init__(self, ctx: Context, source: MarketSource | None = None) -> None:
         super().__init__(ctx)
         m = self.settings.market
-        if m.source != "simulator":
-            raise ConfigError(f"market.source {m.source!r}: only 'simulator' is available in this build "
-                              "(the IBKR / vendor adapters publish the same events and come with their issue)")
         self.interval_s = float(m.tick_seconds)
         self.symbols = list(m.symbols)
-        self.sim: MarketSimulator | None = ctx.extras.get("simulator")
+        self.source = source or make_source(ctx)
         self._last_chain_ms: dict[str, int] = {}
         self._last_price: dict[str, float] = {}
         self._book: dict[str, tuple[list[int], list[int]]] = {}  # last 10-level sizes per symbol
-        self._day = None
-
-    def _ensure_sim(self, now: datetime) -> MarketSimulator:
-        day = now.astimezone(NY).date()
-        if self.sim is not None and self.sim.trade_date == day:
-            return self.sim
-        cal = self.ctx.calendar
-        if not cal.is_session(day):
-            day = cal.most_recent_session(day)
-        session = cal.session(day)
-        seed = int(self.ctx.extras.get("seed", self.settings.demo.seed))
-        start = session.at(self.settings.demo.start)
-        end = max(session.close + timedelta(minutes=15), session.at(self.settings.demo.end))
-        self.sim = MarketSimulator(seed=seed, session_open=start, session_close=end, symbols=self.symbols)
-        d = self.settings.demo
-        if d.feed_gap_symbol and d.feed_gap_minutes and d.feed_gap_symbol in self.symbols:
-            gs = session.at(d.feed_gap_start)
-            self.sim.inject_gap(d.feed_gap_symbol, gs, gs + timedelta(minutes=d.feed_gap_minutes))
-        self._last_chain_ms.clear()
-        return self.sim
+        self._day: date | None = None
 
     async def start(self) -> None:
-        self._ensure_sim(self.clock.now())
+        await self.source.start(self.clock.now())
         await self._publish_reference()
 
+    async def stop(self) -> None:
+        await self.source.stop()
+
     async def _publish_reference(self) -> None:
-        sim = self.sim
-        assert sim is not None
         pipe = self.redis.pipeline(transaction=False)
         for sym in self.symbols:
-            spec = sim.config.spec(sym)
-            ref = simulated_reference(sim.seed, sym, sim.trade_date, spec.iv_atm, spec.kind == "stock")
+            ref = await self.source.reference(sym)
+            if ref is None:
+                continue
             pipe.set(self.keys.snapshot("reference", sym), json.dumps({
                 "symbol": sym, "iv_52w_low": ref.iv_52w_low, "iv_52w_high": ref.iv_52w_high,
                 "next_earnings": ref.next_earnings.isoformat() if ref.next_earnings else None,
@@ -92,30 +67,36 @@ class MarketDataService(Service):
         await pipe.execute()
 
     async def on_timer(self, now: datetime) -> None:
-        sim = self._ensure_sim(now)
-        if now < sim.session_open or now > sim.session_close:
+        src = self.source
+        day = now.astimezone(NY).date()
+        if day != self._day:  # a new day starts with a chain (the previous close's book)
+            self._day = day
+            self._last_chain_ms.clear()
+        if not await src.advance(now):
             return
-        sim.advance(now)
         now_ms = _ms(now)
+        feed = src.feed
         ttl = self.settings.market.snapshot_ttl_s
         chain_every = self.settings.market.chain_seconds * 1000
         watched = await self._watched()
-        rth = sim.rth_open <= now.astimezone(NY) <= sim.rth_close
+        rth = src.regular_hours(now)
         tx = self.bus.tx()
         for sym in self.symbols:
             # a chain at the first tick (the previous close's book, for pre-market levels), then on cadence
             need_chain = sym not in self._last_chain_ms or (
                 rth and now_ms - self._last_chain_ms[sym] >= chain_every)
-            q = sim.quote(sym)
+            q = src.quote(sym)
+            if q is None:
+                continue
             q_ms = _ms(q.ts)
             # 10-level depth rides with the chain refresh, when analytics reads the book
-            book = sim.depth(sym, self.settings.market.depth_levels) if need_chain else None
+            book = src.depth(sym, self.settings.market.depth_levels) if need_chain else None
             depth = {} if book is None else {
                 "depth_bid": list(zip(book.bid_price.tolist(), book.bid_size.tolist(), strict=True)),
                 "depth_ask": list(zip(book.ask_price.tolist(), book.ask_size.tolist(), strict=True))}
             quote = tx.emit(QuoteEvent, correlation_id=f"md:{sym}", symbol=sym, bid=q.bid, ask=q.ask, last=q.last,
                             bid_size=q.bid_size, ask_size=q.ask_size, volume=q.volume_today, quote_ts=q_ms,
-                            **depth)
+                            feed=feed, **depth)
             if not q.stale:
                 snap = {"symbol": sym, "bid": q.bid, "ask": q.ask, "last": q.last, "quote_ts": q_ms,
                         "event_id": quote.id, "prev_close": q.prev_close}
@@ -126,15 +107,15 @@ class MarketDataService(Service):
                     snap["bid_sizes"], snap["ask_sizes"] = self._book[sym]
                 tx.pipe.set(self.keys.snapshot("quote", sym), json.dumps(snap), ex=ttl)
             self._flow(tx, sym, q.last if not q.stale else None, q.volume_today)
-            imb = sim.closing_imbalance(sym)
+            imb = src.closing_imbalance(sym)
             if imb is not None:
                 tx.emit(ImbalanceEvent, correlation_id=f"md:{sym}", symbol=sym, side=imb.side,
                         shares=imb.imbalance_shares, paired=imb.paired_shares,
                         indicative_price=imb.indicative_price, confidence=round(imb.confidence * 100.0, 2))
             wanted = watched.get(sym)
-            if need_chain or wanted:
-                chain = sim.chain(sym)
-                if need_chain and len(chain):
+            if need_chain:
+                chain = src.chain(sym)
+                if chain is not None and len(chain):
                     self._last_chain_ms[sym] = now_ms
                     key = self.keys.snapshot("chain", sym)
                     tx.pipe.set(key, encode_chain(chain), ex=ttl)
@@ -142,17 +123,20 @@ class MarketDataService(Service):
                     tx.pipe.set(self.keys.snapshot("chain_meta", sym), json.dumps({
                         "symbol": sym, "asof": chain.asof.isoformat(), "contracts": len(chain)}), ex=ttl)
                     tx.emit(ChainEvent, correlation_id=f"md:{sym}", symbol=sym, spot=chain.spot,
-                            asof=_ms(chain.asof), snapshot_key=key, contracts=len(chain))
-                if wanted:
-                    self._option_quotes(tx, chain, wanted, now_ms)
+                            asof=_ms(chain.asof), snapshot_key=key, contracts=len(chain), feed=feed)
+            if wanted:
+                for oq in src.option_quotes(sym, wanted):
+                    tx.emit(OptionQuoteEvent, correlation_id=f"md:{sym}", symbol=oq.symbol,
+                            contract_key=oq.contract_key, expiry=oq.expiry, strike=oq.strike, right=oq.right,
+                            bid=oq.bid, ask=oq.ask, bid_size=oq.bid_size, ask_size=oq.ask_size,
+                            quote_ts=oq.ts_ms, underlying=oq.underlying)
         await tx.commit()
 
     def _flow(self, tx, sym: str, last: float | None, volume: float) -> None:
-        sim = self.sim
-        assert sim is not None
-        prints = sim.prints(sym)
-        alerts = sim.option_flow(sym)
-        ticks = sim.net_premium(sym)
+        src = self.source
+        prints = src.prints(sym)
+        alerts = src.option_flow(sym)
+        ticks = src.net_premium(sym)
         if not prints and not alerts and not ticks:
             return
         buy = float(sum(p.size for p in prints if p.side == "buy"))
@@ -179,22 +163,5 @@ class MarketDataService(Service):
         out: dict[str, set[str]] = {}
         for k in sorted(keys):
             out.setdefault(k.split(":", 1)[0], set()).add(k)
+        self.source.watch(set(keys))
         return out
-
-    def _option_quotes(self, tx, chain, wanted: set[str], now_ms: int) -> None:
-        exp = chain.expiry.astype("datetime64[D]").astype(str)
-        for key in sorted(wanted):
-            try:
-                _sym, ymd, right, strike, _mult = key.split(":")
-                iso = f"{ymd[:4]}-{ymd[4:6]}-{ymd[6:]}"
-                k = float(strike)
-            except ValueError:
-                continue
-            idx = np.nonzero((exp == iso) & (chain.is_call == (right == "C")) & np.isclose(chain.strike, k))[0]
-            if idx.size == 0:
-                continue
-            i = int(idx[0])
-            size = float(displayed_size(chain.open_interest[i]))
-            tx.emit(OptionQuoteEvent, correlation_id=f"md:{chain.symbol}", symbol=chain.symbol, contract_key=key,
-                    expiry=iso, strike=k, right=right, bid=float(chain.bid[i]), ask=float(chain.ask[i]),
-                    bid_size=size, ask_size=size, quote_ts=now_ms, underlying=chain.spot)

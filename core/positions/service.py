@@ -38,6 +38,8 @@ from core.runtime import metrics
 from core.runtime.service import Context, Service
 
 TERMINAL = {"filled", "cancelled", "rejected"}
+# strategy of a position adopted from the broker account by reconciliation (never posted to subscribers)
+ADOPTED = "adopted"
 
 
 class PositionService(Service):
@@ -143,7 +145,8 @@ class PositionService(Service):
                 return
             sig = Signal.model_validate(ctx["signal"]) if ctx.get("signal") else None
             horizon = (sig.horizon if sig and sig.horizon else _horizon(contract.expiry, ev.dt))
-            pos, events = open_position(fill, strategy=sig.strategy if sig else "manual", horizon=horizon,
+            strategy = sig.strategy if sig else (ADOPTED if ctx.get("adopted") else "manual")
+            pos, events = open_position(fill, strategy=strategy, horizon=horizon,
                                         position_id=ev.correlation_id, stop=sig.stop if sig else None,
                                         next_earnings=await self._earnings(contract.symbol))
             events = [e for e in events if e.kind.value == "entry"][:1]

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 
 from core.runtime.consumers import consumer_for
@@ -72,14 +72,38 @@ class LiveRunner:
             except TimeoutError:
                 pass
 
-    async def run(self) -> None:
+    async def _wakes(self, svc: Service) -> None:
+        """Run ``on_wake`` whenever the service is woken by a push (a broker fill, say)."""
+        stop = asyncio.create_task(self.stopping.wait())
+        try:
+            while not self.stopping.is_set():
+                woken = asyncio.create_task(svc.woken.wait())
+                await asyncio.wait({woken, stop}, return_when=asyncio.FIRST_COMPLETED)
+                if not woken.done():
+                    woken.cancel()
+                    break
+                svc.woken.clear()
+                try:
+                    await svc.on_wake(svc.clock.now())
+                except Exception:
+                    log.exception("service=%s wake handler error", svc.name)
+                    await asyncio.sleep(0.5)
+                    svc.wake()  # what was pushed is still queued: try again
+        finally:
+            stop.cancel()
+
+    async def run(self, after_start: Callable[[], None] | None = None) -> None:
         for svc in self.services:
             await svc.start()
+        if after_start is not None:
+            after_start()
         tasks = []
         for svc in self.services:
             tasks.append(asyncio.create_task(self._consume(svc), name=f"{svc.name}-consume"))
             if svc.interval_s is not None or type(svc).next_due is not Service.next_due:
                 tasks.append(asyncio.create_task(self._timers(svc), name=f"{svc.name}-timer"))
+            if type(svc).on_wake is not Service.on_wake:
+                tasks.append(asyncio.create_task(self._wakes(svc), name=f"{svc.name}-wake"))
         try:
             await self.stopping.wait()
         finally:

@@ -7,10 +7,14 @@ timers, the same code in every run mode.
 - ``interval_s`` + ``on_timer(now)``: periodic work on the service clock.
 - ``next_due(now)``: earliest scheduled work (e.g. a sorted-set queue) so the
   lock-step runner can jump exactly to it; the live runner polls it.
+- ``wake()`` + ``on_wake(now)``: a push from outside the bus (a broker's fill, a
+  connection change) asks the live runner to call ``on_wake`` at once instead of
+  waiting for the next timer.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -61,6 +65,14 @@ class Service:
         self.clock = ctx.clock
         self.settings = ctx.settings
         self.log = logging.getLogger(f"quanticity.{self.name}")
+        self.woken = asyncio.Event()
+
+    def wake(self) -> None:
+        """Ask the runner to call :meth:`on_wake` soon (safe from any callback on the loop)."""
+        self.woken.set()
+
+    async def on_wake(self, now: datetime) -> None:
+        """Work pushed from outside the bus (see :meth:`wake`)."""
 
     async def start(self) -> None:
         """Called once before any event or timer."""

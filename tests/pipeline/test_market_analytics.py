@@ -5,11 +5,8 @@ from __future__ import annotations
 import json
 from datetime import time
 
-import pytest
-
 from core.analytics.service import AnalyticsService
 from core.bus.events import ChainEvent
-from core.config.loader import ConfigError
 from core.market.service import MarketDataService
 from core.runtime.sim_runner import SimRunner
 from tests.pipeline.conftest import at, stream
@@ -55,11 +52,6 @@ async def test_watched_contract_gets_option_quotes(sim_bus, ctx_for):
     await SimRunner([svc], sim_bus.clock).run(at(time(9, 31)), at(time(9, 32)))
     oq = [e for e in await stream(sim_bus, "option_quotes") if e.type == "market.option_quote"]
     assert len(oq) == 7 and all(e.contract_key == key and 0 <= e.bid <= e.ask for e in oq)
-
-
-def test_only_the_simulator_source_is_available(sim_bus, ctx_for):
-    with pytest.raises(ConfigError, match="only 'simulator'"):
-        MarketDataService(ctx_for(market={"source": "ibkr"}))
 
 
 async def test_analytics_snapshot_per_chain(sim_bus, ctx_for):
