@@ -11,6 +11,9 @@ from core.control.halt import read_halt
 from core.state.account import data_ages, open_positions, read_account
 
 
+MARKET_DATA_TYPES = {"1": "live", "2": "frozen", "3": "delayed", "4": "delayed-frozen"}
+
+
 async def collect_status(bus: Bus, settings: Settings) -> dict[str, Any]:
     now = bus.clock.now()
     redis, keys = bus.redis, bus.keys
@@ -19,6 +22,7 @@ async def collect_status(bus: Bus, settings: Settings) -> dict[str, Any]:
     positions = await open_positions(redis, keys)
     ages = await data_ages(redis, keys, list(settings.market.symbols), now)
     broker = await redis.hgetall(keys.hash("broker"))
+    feed = await redis.hgetall(keys.hash("feed_ibkr"))  # only when market data comes from IBKR
     policy = await redis.hget(keys.hash("runtime"), "approval_policy") or settings.approval.policy
     pending = await redis.zcard(keys.zset("cards"))
     return {
@@ -30,6 +34,10 @@ async def collect_status(bus: Bus, settings: Settings) -> dict[str, Any]:
         "halted_by": halt.by,
         "broker_connected": broker.get("connected") == "1" if broker else None,
         "broker": broker.get("name") if broker else None,
+        "broker_account": broker.get("account") if broker else None,  # masked by the adapter
+        "market_data_connected": feed.get("connected") == "1" if feed else None,
+        # what IB actually serves: 1 live, 2 frozen, 3 delayed, 4 delayed-frozen (None: not IBKR)
+        "market_data_type": MARKET_DATA_TYPES.get(str(feed.get("market_data_type", ""))) if feed else None,
         "account_value": acct.account_value,
         "daily_pnl": round(acct.daily_pnl, 2),
         "realized_today": round(acct.realized_today, 2),
@@ -46,7 +54,10 @@ def format_status(s: dict[str, Any]) -> str:
     lines = [
         f"mode {s['mode']} · approval {s['approval_policy']} · "
         + (f"HALTED ({s['halt_reason']} by {s['halted_by']})" if s["halted"] else "trading enabled"),
-        f"broker: {'connected' if s['broker_connected'] else 'not connected' if s['broker_connected'] is False else 'unknown'}",
+        f"broker: {'connected' if s['broker_connected'] else 'not connected' if s['broker_connected'] is False else 'unknown'}"
+        + (f" ({s['broker']} {s['broker_account']})" if s.get("broker_account") else ""),
+        *([f"market data: IBKR {'connected' if s['market_data_connected'] else 'NOT connected'}, "
+           f"{s['market_data_type'] or 'unknown type'}"] if s.get("market_data_connected") is not None else []),
         f"day P&L {s['daily_pnl']:+,.2f} (realized {s['realized_today']:+,.2f}) on {s['account_value']:,.0f}; "
         f"drawdown {s['drawdown_pct']:.2f}%",
         f"open positions {s['open_positions']} · pending approvals {s['pending_cards']}",

@@ -185,3 +185,16 @@ async def test_strangers_and_foreign_groups_are_refused(make_bot, tbus, telegram
 
 async def _count_refused(bus) -> int:
     return len([a for a in await audits(bus) if a.action == "refused"])
+
+
+async def test_status_shows_the_ibkr_connection_and_a_delayed_data_downgrade(make_bot, tbus, telegram_fake) -> None:
+    h = await make_bot()
+    await tbus.redis.hset(tbus.keys.hash("broker"), mapping={"connected": "0", "name": "ibkr",
+                                                             "account": "DU****567"})
+    await tbus.redis.hset(tbus.keys.hash("feed_ibkr"), mapping={"connected": "1", "market_data_type": "3"})
+    text = visible((await h.command("/status", contains="Status"))["text"])
+    assert "Broker: NOT connected (ibkr)" in text
+    assert "Market data: IBKR connected, delayed" in text
+    await tbus.redis.hset(tbus.keys.hash("feed_ibkr"), "market_data_type", "1")
+    text = visible((await h.command("/status", contains="Status"))["text"])
+    assert "Market data: IBKR connected, live" in text
