@@ -10,7 +10,6 @@ from core.config.model import Settings
 from core.control.halt import read_halt
 from core.state.account import data_ages, open_positions, read_account
 
-
 MARKET_DATA_TYPES = {"1": "live", "2": "frozen", "3": "delayed", "4": "delayed-frozen"}
 
 
@@ -50,16 +49,22 @@ async def collect_status(bus: Bus, settings: Settings) -> dict[str, Any]:
     }
 
 
+def _connection(flag: bool | None) -> str:
+    return "connected" if flag else "NOT connected" if flag is False else "unknown"
+
+
 def format_status(s: dict[str, Any]) -> str:
-    lines = [
-        f"mode {s['mode']} · approval {s['approval_policy']} · "
-        + (f"HALTED ({s['halt_reason']} by {s['halted_by']})" if s["halted"] else "trading enabled"),
-        f"broker: {'connected' if s['broker_connected'] else 'not connected' if s['broker_connected'] is False else 'unknown'}"
-        + (f" ({s['broker']} {s['broker_account']})" if s.get("broker_account") else ""),
-        *([f"market data: IBKR {'connected' if s['market_data_connected'] else 'NOT connected'}, "
-           f"{s['market_data_type'] or 'unknown type'}"] if s.get("market_data_connected") is not None else []),
-        f"day P&L {s['daily_pnl']:+,.2f} (realized {s['realized_today']:+,.2f}) on {s['account_value']:,.0f}; "
-        f"drawdown {s['drawdown_pct']:.2f}%",
+    halt = f"HALTED ({s['halt_reason']} by {s['halted_by']})" if s["halted"] else "trading enabled"
+    broker = f"broker: {_connection(s['broker_connected'])}"
+    if s.get("broker_account"):
+        broker += f" ({s['broker']} {s['broker_account']})"
+    lines = [f"mode {s['mode']} · approval {s['approval_policy']} · {halt}", broker]
+    if s.get("market_data_connected") is not None:
+        lines.append(f"market data: IBKR {_connection(s['market_data_connected'])}, "
+                     f"{s['market_data_type'] or 'unknown type'}")
+    lines += [
+        (f"day P&L {s['daily_pnl']:+,.2f} (realized {s['realized_today']:+,.2f}) on {s['account_value']:,.0f}; "
+         f"drawdown {s['drawdown_pct']:.2f}%"),
         f"open positions {s['open_positions']} · pending approvals {s['pending_cards']}",
         "feeds: " + ", ".join(f"{k} {'n/a' if v is None else f'{v:.0f}s'}" for k, v in s["feed_age_s"].items()),
     ]
