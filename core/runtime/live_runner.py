@@ -10,6 +10,7 @@ import signal
 from collections.abc import Callable, Sequence
 from datetime import timedelta
 
+from core.runtime import metrics
 from core.runtime.consumers import consumer_for
 from core.runtime.service import Service
 
@@ -52,7 +53,13 @@ class LiveRunner:
         next_tick = clock.now()
         while not self.stopping.is_set():
             now = clock.now()
-            nd = await svc.next_due(now)
+            try:
+                nd = await svc.next_due(now)
+            except Exception:  # a Redis blip must not end this loop for good: log, wait, ask again
+                log.exception("service=%s next_due error", svc.name)
+                metrics.ERRORS.labels(svc.name).inc()
+                await self._pause(1.0)
+                continue
             due_interval = svc.interval_s is not None and now >= next_tick
             if due_interval or (nd is not None and nd <= now):
                 try:
@@ -67,10 +74,13 @@ class LiveRunner:
                 waits.append((next_tick - now).total_seconds())
             if nd is not None:
                 waits.append((nd - now).total_seconds())
-            try:
-                await asyncio.wait_for(self.stopping.wait(), timeout=max(0.01, min(waits)))
-            except TimeoutError:
-                pass
+            await self._pause(max(0.01, min(waits)))
+
+    async def _pause(self, seconds: float) -> None:
+        try:
+            await asyncio.wait_for(self.stopping.wait(), timeout=seconds)
+        except TimeoutError:
+            pass
 
     async def _wakes(self, svc: Service) -> None:
         """Run ``on_wake`` whenever the service is woken by a push (a broker fill, say)."""
