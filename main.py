@@ -316,6 +316,10 @@ def cmd_ibkr_check(args: argparse.Namespace) -> int:
     from core.ibkr.check import check, format_check
     from core.ibkr.connection import IbUnavailable
 
+    import logging
+
+    logging.getLogger("ib_async").addHandler(logging.NullHandler())  # our error is the one line
+    logging.getLogger("ib_async").propagate = False
     settings = _settings(args)
     try:
         result = asyncio.run(check(settings, host=args.host, port=args.port, client_id=args.client_id))
