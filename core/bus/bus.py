@@ -74,6 +74,7 @@ class Tx:
         self.events: list[Event] = []
         self._streams: set[str] = set()
         self.after_commit: list[Callable[[], Any]] = []
+        self.on_failure: list[Callable[[], Any]] = []  # run (sync) when the MULTI/EXEC itself fails
 
     def publish(self, event: Event) -> Event:
         key = self.bus.stream_key(event)
@@ -91,7 +92,13 @@ class Tx:
         return not self.events and not self.pipe.command_stack
 
     async def commit(self) -> list[Any]:
-        result = await self.pipe.execute()
+        try:
+            result = await self.pipe.execute()
+        except BaseException:
+            for fn in self.on_failure:
+                fn()
+            self.on_failure.clear()
+            raise
         self.bus.notify(self._streams)
         await self.run_after_commit()
         return result

@@ -1,4 +1,5 @@
-"""Risk reason codes. One vocabulary for ``core.risk`` and the overseer's hard rules."""
+"""Risk reason codes. One vocabulary for ``core.risk``, the overseer's hard rules and the broker
+adapters (``EXECUTION_ONLY`` codes are only ever given at the point of order)."""
 
 from enum import StrEnum
 
@@ -19,3 +20,7 @@ class Reason(StrEnum):
     HALTED = "HALTED"
     BUYING_POWER = "BUYING_POWER"
     STRATEGY_DISABLED = "STRATEGY_DISABLED"
+    BROKER_UNAVAILABLE = "BROKER_UNAVAILABLE"  # the broker connection is down: nothing can be placed
+
+
+EXECUTION_ONLY = frozenset({Reason.BROKER_UNAVAILABLE})

@@ -124,6 +124,9 @@ class Broker(ABC):
         last call, oldest first. A paper broker has none: it answers synchronously."""
         return []
 
+    def requeue(self, events: list[BrokerEvent]) -> None:
+        """Give back drained events whose publication failed: they are drained first next time."""
+
     async def on_timer(self, now: datetime) -> list[BrokerEvent]:
         """Apply the time-only policy rules (entry timeout, day-end) to working orders."""
         return []

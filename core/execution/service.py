@@ -19,6 +19,7 @@ it wakes the service (``on_wake``), which publishes them at once.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import date, datetime
 
@@ -52,6 +53,7 @@ from core.runtime import metrics
 from core.runtime.service import Context, Service
 
 ENTRY_QUOTE_WAIT_S = 60
+HANDLING_WAIT_S = 10.0  # a pushed event waits at most this long for the handling in flight to commit
 MAX_CHASE = 1.05  # an entry is never repriced above 105% of the signal's limit
 
 
@@ -69,6 +71,7 @@ class ExecutionService(Service):
         # order_id -> contract key of entries waiting for a quote; this service alone writes the
         # hash, so the copy spares a Redis read per quote (dropped and re-read after a failure)
         self._pending: dict[str, str] | None = None
+        self._handling_since: float | None = None  # loop time a handling began; None once it committed
 
     async def _pending_map(self) -> dict[str, str]:
         if self._pending is None:
@@ -92,7 +95,15 @@ class ExecutionService(Service):
         await self.redis.hset(self.keys.hash("broker"), "connected", "0")
 
     async def on_wake(self, now: datetime) -> None:
-        """The broker pushed events (fills, cancels, rejects): publish them now."""
+        """The broker pushed events (fills, cancels, rejects): publish them now. While a handling
+        is between its start and its commit, its own transaction takes them (in order after what
+        it publishes); this waits for it (``HANDLING_WAIT_S`` at most: a guard, since both a
+        commit and a failed one end the wait)."""
+        loop = asyncio.get_running_loop()
+        if self._handling_since is not None and loop.time() - self._handling_since < HANDLING_WAIT_S:
+            await asyncio.sleep(0.02)
+            self.wake()
+            return
         await self._flush_pushed()
 
     async def _flush_pushed(self) -> bool:
@@ -103,16 +114,38 @@ class ExecutionService(Service):
         self._publish(tx, events)
         self.broker.record_published(tx.pipe, events)
         self._persist(tx)
-        await tx.commit()
+        try:
+            await tx.commit()
+        except BaseException:
+            self.broker.requeue(events)  # not published: they go out with the next attempt
+            raise
         return True
 
     # ------------------------------------------------------------------ events
     async def handle(self, event: Event, tx: Tx) -> None:
+        self._handling_since = asyncio.get_running_loop().time()
+        tx.after_commit.append(self._handled)
+        pushed: list[BrokerEvent] = []
         try:
             await self._dispatch(event, tx)
+            # what the broker pushed meanwhile (an acknowledgement, an instant fill) commits with
+            # this handling, after its own events: a fill is never published before its order
+            pushed = self.broker.drain_events()
+            if pushed:
+                self._publish(tx, pushed)
+                self.broker.record_published(tx.pipe, pushed)
+                self._persist(tx)
         except BaseException:
             self._pending = None
+            self.broker.requeue(pushed)
+            self._handled()
             raise
+        if pushed:
+            tx.on_failure.append(lambda: self.broker.requeue(pushed))  # not lost with a failed commit
+        tx.on_failure.append(self._handled)
+
+    def _handled(self) -> None:
+        self._handling_since = None
 
     async def _dispatch(self, event: Event, tx: Tx) -> None:
         changed = False
@@ -123,9 +156,8 @@ class ExecutionService(Service):
             changed = await self._quote(event, tx)
         elif isinstance(event, OrderRequestEvent):
             changed = await self._exit(event, tx)
-        elif isinstance(event, ControlEvent):
-            if event.action in ("cancel_entries", "halt", "flatten"):
-                changed = await self._cancel_entries(event, tx)
+        elif isinstance(event, ControlEvent) and event.action in ("cancel_entries", "halt", "flatten"):
+            changed = await self._cancel_entries(event, tx)
         if changed:
             self._persist(tx)
 
@@ -221,7 +253,8 @@ class ExecutionService(Service):
         for o in await self.broker.open_orders():
             if o.request.purpose == OrderPurpose.ENTRY:
                 st = await self.broker.cancel(o.order_id, now)
-                self._order_event(tx, st, "cancelled", reason=f"{ev.action}:{ev.reason}"[:80])
+                if st.status.is_terminal:  # a live broker confirms later, on its push channel
+                    self._order_event(tx, st, st.status.value, reason=f"{ev.action}:{ev.reason}"[:80])
                 cancelled += 1
         pending = await self.redis.hkeys(self._pending_key)
         for order_id in sorted(pending):
@@ -248,6 +281,7 @@ class ExecutionService(Service):
                                    Reason.STALE_DATA.value)
         if tx.events or len(tx.pipe.command_stack):
             self._persist(tx)
+            tx.on_failure.append(lambda: self.broker.requeue(pushed))
             await tx.commit()
 
     # ------------------------------------------------------------------ output

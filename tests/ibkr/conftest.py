@@ -76,7 +76,7 @@ def build_tws(**kwargs: Any) -> FakeTWS:
     return tws
 
 
-def make_ib_settings(port: int, **sections: dict[str, Any]) -> Settings:
+def make_ib_settings(port: int, **sections: Any) -> Settings:
     """dry-run settings on the fake at ``port``; ``sections`` update the defaults per section."""
     data: dict[str, Any] = {
         "mode": "dry-run",
@@ -87,7 +87,7 @@ def make_ib_settings(port: int, **sections: dict[str, Any]) -> Settings:
         "metrics": {"enabled": False},
     }
     for section, values in sections.items():
-        data[section] = {**data.get(section, {}), **values}
+        data[section] = {**data.get(section, {}), **values} if isinstance(values, dict) else values
     return Settings.model_validate(data)
 
 
