@@ -84,3 +84,37 @@ async def test_a_pushed_fill_is_published_without_waiting_for_the_timer(sim_bus,
     finally:
         runner.request_stop()
         await asyncio.wait_for(task, 5)
+
+
+class RequeueingBroker(PushingBroker):
+    def requeue(self, events) -> None:
+        self.queued[:0] = events
+
+
+async def test_pushed_events_survive_a_failed_commit(sim_bus, ctx_for, monkeypatch):
+    import redis.asyncio.client as rclient
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    svc = ExecutionService(ctx_for())
+    broker = RequeueingBroker(sim_bus.keys.key("test_marks", "exec"))
+    svc.broker = broker
+    broker.set_wakeup(lambda: None)
+    broker.push(_fill_event(sim_bus.clock.now()))
+    real = rclient.Pipeline.execute
+    calls = {"n": 0}
+
+    async def flaky(self, *a, **kw):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise RedisConnectionError("simulated outage during EXEC")
+        return await real(self, *a, **kw)
+
+    monkeypatch.setattr(rclient.Pipeline, "execute", flaky)
+    try:
+        await svc.on_wake(sim_bus.clock.now())
+    except RedisConnectionError:
+        pass
+    assert [e.fill.fill_id for e in broker.queued] == ["exec-1"]  # given back, not lost
+    await svc.on_wake(sim_bus.clock.now())
+    fills = [e for e in await stream(sim_bus, "orders") if e.type == "order.fill"]
+    assert [f.fill_id for f in fills] == ["exec-1"] and broker.queued == []
