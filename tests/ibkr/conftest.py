@@ -143,3 +143,16 @@ def no_decoder_errors(caplog: pytest.LogCaptureFixture):
            if (r.name == "ib_async.Decoder" and r.levelno >= logging.ERROR)
            or (r.name == "tests.fakes.ib_tws" and r.levelno >= logging.ERROR)]
     assert not bad, bad
+
+
+async def until_async(fetch: Callable[[], Any], pick: Callable[[Any], Any], timeout: float, what: str) -> Any:
+    """Poll an async ``fetch()`` until ``pick(result)`` is truthy; return it."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        got = pick(await fetch())
+        if got:
+            return got
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.05)

@@ -18,7 +18,15 @@ from core.domain.signal import Signal
 from core.runtime.live_runner import LiveRunner
 from main import build_services
 from tests.helpers import make_context
-from tests.ibkr.conftest import SPY_SPOT, TODAY, build_tws, make_ib_settings, option_values, until
+from tests.ibkr.conftest import (
+    SPY_SPOT,
+    TODAY,
+    build_tws,
+    make_ib_settings,
+    option_values,
+    until,
+    until_async,
+)
 
 SERVICES = ["market", "analytics", "overseer", "approvals", "execution", "positions", "distributor"]
 
@@ -93,15 +101,3 @@ async def test_dry_run_trades_on_ibkr_quotes_with_paper_fills_and_posts_to_the_o
         await asyncio.wait_for(task, 15)
         tws.stop()
 
-
-async def until_async(fetch, pick, timeout: float, what: str):
-    """Poll an async ``fetch()`` until ``pick(result)`` is truthy; return it."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        got = pick(await fetch())
-        if got:
-            return got
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)

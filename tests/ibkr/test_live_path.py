@@ -18,23 +18,11 @@ from core.execution.pricing import to_tick
 from core.runtime.live_runner import LiveRunner
 from main import build_services
 from tests.helpers import make_context
-from tests.ibkr.conftest import SPY_SPOT, TODAY, build_tws, make_ib_settings, option_values
+from tests.ibkr.conftest import SPY_SPOT, TODAY, build_tws, make_ib_settings, option_values, until_async
 
 
 async def _orders(bus: Bus) -> list:
     return [decode(f) for _id, f in await bus.redis.xrange(bus.keys.stream("orders"))]
-
-
-async def _until(fetch, pick, timeout: float, what: str):
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        got = pick(await fetch())
-        if got:
-            return got
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 async def test_live_entry_is_one_ib_order_and_one_fill_with_ib_commission(redis_client, keys, tmp_path: Path):
@@ -59,20 +47,20 @@ async def test_live_entry_is_one_ib_order_and_one_fill_with_ib_commission(redis_
         await bus.publish(bus.make(ApprovalEvent, correlation_id=sig.id, signal=sig, decision="approved", qty=2,
                                    decided_by="test", policy="manual", explanation="Because.", risk_pct=0.7))
         ref = f"ent-{sig.id}"
-        await _until(lambda: asyncio.sleep(0, tws.orders), lambda o: [x for x in o if x["order_ref"] == ref],
+        await until_async(lambda: asyncio.sleep(0, tws.orders), lambda o: [x for x in o if x["order_ref"] == ref],
                      15, "the order at IB")
         [placed] = [o for o in tws.orders if o["order_ref"] == ref]
         assert (placed["action"], placed["total_qty"], placed["sec_type"]) == ("BUY", 2, "OPT")
 
         # the shared policy reprices it at IB after reprice_after_s: the same IB order id, a new price
-        await _until(lambda: asyncio.sleep(0, tws.order_log), lambda log: len([x for x in log
+        await until_async(lambda: asyncio.sleep(0, tws.order_log), lambda log: len([x for x in log
                      if x["order_ref"] == ref]) >= 2, 15, "a reprice at IB")
         mods = [x for x in tws.order_log if x["order_ref"] == ref]
         assert mods[0]["lmt_price"] == to_tick((v["bid"] + v["ask"]) / 2, 0.01, "down")  # at mid, rounded down
         assert len({m["order_id"] for m in mods}) == 1 and mods[1]["lmt_price"] > mods[0]["lmt_price"]
 
         tws.fill_order(ref, qty=2)
-        fills = await _until(lambda: _orders(bus), lambda evs: [e for e in evs if e.type == "order.fill"], 10,
+        fills = await until_async(lambda: _orders(bus), lambda evs: [e for e in evs if e.type == "order.fill"], 10,
                              "the fill on the bus")
         await asyncio.sleep(0.5)  # anything duplicated would be on the bus by now
         fills = [e for e in await _orders(bus) if e.type == "order.fill"]
