@@ -437,6 +437,8 @@ def main(argv: list[str] | None = None) -> int:
 
         if isinstance(exc, RedisUnavailable):
             return _fail(str(exc))
+        if type(exc).__name__ == "IbUnavailable":  # TWS / IB Gateway not reachable at start
+            return _fail(str(exc))
         raise
 
 
