@@ -175,6 +175,8 @@ def cmd_analytics(args: argparse.Namespace) -> int:
         text = Path(args.file).read_text(encoding="utf-8")
     except OSError as exc:
         return _fail(f"{args.file}: cannot read ({exc.strerror or exc})")
+    except UnicodeDecodeError as exc:
+        return _fail(f"{args.file}: not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset {exc.start})")
     try:
         obj = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -278,7 +280,10 @@ async def _run_live(settings: Settings, secrets: Secrets, names: list[str]) -> i
     from core.runtime.logging_setup import configure
     from core.runtime.service import Context
 
-    configure(settings.logging.level, settings.logging.json_output)
+    metrics_on = bool(settings.metrics.enabled and settings.metrics.port)
+    if metrics_on:  # first: a taken port is one line and exit 2, before any output, Redis or service
+        metrics.serve(settings.metrics.port)
+    configure(settings.logging.level, settings.logging.json_output, secrets=secrets)
     cal = NyseCalendar()
     clock: Any = LiveClock()
     if settings.mode == "demo":
@@ -292,8 +297,7 @@ async def _run_live(settings: Settings, secrets: Secrets, names: list[str]) -> i
         ctx = Context(settings=settings, secrets=secrets, bus=bus, clock=clock, calendar=cal,
                       out_dir=str(Path(settings.demo.out_dir)) if settings.mode != "live" else None)
         services = build_services(ctx, names)
-        if settings.metrics.enabled and settings.metrics.port:
-            metrics.serve(settings.metrics.port)
+        if metrics_on:
             print(f"metrics: http://127.0.0.1:{settings.metrics.port}/metrics", file=sys.stderr)
         runner = LiveRunner(services)
         runner.install_signal_handlers()
@@ -313,10 +317,10 @@ async def _run_live(settings: Settings, secrets: Secrets, names: list[str]) -> i
 
 
 def cmd_ibkr_check(args: argparse.Namespace) -> int:
+    import logging
+
     from core.ibkr.check import check, format_check
     from core.ibkr.connection import IbUnavailable
-
-    import logging
 
     logging.getLogger("ib_async").addHandler(logging.NullHandler())  # our error is the one line
     logging.getLogger("ib_async").propagate = False
@@ -330,6 +334,8 @@ def cmd_ibkr_check(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    import tempfile
+
     from core.clock.calendar import NY, NyseCalendar
     from core.runtime.demo import run_demo
 
@@ -340,12 +346,23 @@ def cmd_demo(args: argparse.Namespace) -> int:
             day = date.fromisoformat(args.date)
         except ValueError:
             raise UsageError(f"--date {args.date!r}: expected YYYY-MM-DD") from None
+        # the simulator lists expiries ~45 days ahead, the report schedule looks a day back
+        first, last = cal.span(before=7, after=60)
+        if not first <= day <= last:
+            raise UsageError(f"--date {day}: out of range; the demo simulates sessions from {first} to {last}")
         if not cal.is_session(day):
             raise UsageError(f"--date {day}: not an NYSE session day (weekend or holiday)")
     else:
         day = cal.most_recent_session(datetime.now(NY).date())
     seed = settings.demo.seed if args.seed is None else args.seed
     out = Path(args.out or settings.demo.out_dir)
+    try:  # up front, before any work: the folder must be creatable and writable
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out):
+            pass
+    except OSError as exc:
+        raise UsageError(f"{'--out' if args.out else 'demo.out_dir'} {out}: cannot create or write the "
+                         f"output folder ({exc.strerror or exc})") from None
     # The demo uses no accounts: no secrets at all (the overseer says "model review unavailable"),
     # which also keeps the run deterministic for a seed.
     secrets = Secrets.model_construct()
@@ -434,8 +451,9 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except Exception as exc:
         from core.bus.connection import RedisUnavailable
+        from core.runtime.metrics import MetricsUnavailable
 
-        if isinstance(exc, RedisUnavailable):
+        if isinstance(exc, (RedisUnavailable, MetricsUnavailable)):
             return _fail(str(exc))
         if type(exc).__name__ == "IbUnavailable":  # TWS / IB Gateway not reachable at start
             return _fail(str(exc))

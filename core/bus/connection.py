@@ -4,6 +4,7 @@ the embedded in-process Redis (fakeredis with Lua), announced on one start-up li
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
@@ -26,26 +27,47 @@ class RedisHandle:
     async def close(self) -> None:
         try:
             await self.client.aclose()
-        except Exception:  # noqa: BLE001 - closing best-effort
-            pass
+        except Exception as exc:  # noqa: BLE001 - closing best-effort
+            log.debug("closing the Redis client failed: %s", type(exc).__name__)
+
+
+def _secret_parts(url: str) -> list[str]:
+    """What of ``url`` must never be printed: the user-info before the host and any
+    ``password=`` query value (both are accepted by redis-py)."""
+    rest = url.split("://", 1)[-1]
+    parts = [rest.rsplit("@", 1)[0]] if "@" in rest else []
+    host = rest.rsplit("@", 1)[-1].split("/", 1)[0].split("?", 1)[0]
+    port = host.rsplit(":", 1)[1] if ":" in host and not host.endswith("]") else ""
+    if port and not port.isdigit():  # "redis://user:password" with the "@host" forgotten
+        parts.append(port)
+    parts += [m for m in re.findall(r"(?i)password=([^&#]*)", rest) if m]
+    return sorted((p for p in parts if p), key=len, reverse=True)
+
+
+def _scrub(text: str, url: str) -> str:
+    for secret in _secret_parts(url):
+        text = text.replace(secret, "***")
+    return text
 
 
 def _redact(url: str) -> str:
-    if "@" in url and "://" in url:
-        scheme, rest = url.split("://", 1)
-        return f"{scheme}://***@{rest.split('@', 1)[1]}"
-    return url
+    return _scrub(url, url)
 
 
 async def _try(url: str, timeout: float) -> aioredis.Redis:
-    client = aioredis.Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=None,
-                                     decode_responses=True, health_check_interval=30)
+    try:
+        client = aioredis.Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=None,
+                                         decode_responses=True, health_check_interval=30)
+    except (ValueError, TypeError) as exc:  # unparsable URL (bad scheme, port, db, IPv6 brackets...)
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise RedisUnavailable(f"invalid Redis URL {_redact(url)!r}: {_scrub(reason, url)} "
+                               f"(expected redis://[user:password@]host[:port][/db])") from None
     try:
         await client.ping()
     except (RedisError, OSError) as exc:
         await client.aclose()
         raise RedisUnavailable(f"cannot reach Redis at {_redact(url)}: {type(exc).__name__}: "
-                               f"{str(exc).splitlines()[0] if str(exc) else 'no answer'}") from None
+                               f"{_scrub(str(exc).splitlines()[0], url) if str(exc) else 'no answer'}") from None
     return client
 
 

@@ -42,6 +42,13 @@ class NyseCalendar:
     def is_session(self, day: date) -> bool:
         return bool(self._cal.is_session(pd.Timestamp(day)))
 
+    def span(self, before: int = 0, after: int = 0) -> tuple[date, date]:
+        """First and last day the XNYS table covers (a window that moves with today's date:
+        about 20 years back, 1 ahead), narrowed by ``before`` / ``after`` days of margin for
+        work that looks back or ahead of a day (the simulator lists expiries ~45 days out)."""
+        return (self._cal.first_session.date() + timedelta(days=before),
+                self._cal.last_session.date() - timedelta(days=after))
+
     def session(self, day: date) -> Session:
         """The session on ``day``; ValueError if the exchange is closed that day."""
         if not self.is_session(day):

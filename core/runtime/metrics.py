@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+
 from prometheus_client import Counter, Histogram, start_http_server
 
 HANDLED = Counter("quanticity_events_handled_total", "Events handled", ["service"])
@@ -13,5 +15,17 @@ LATENCY = Histogram("quanticity_handle_seconds", "Event handling latency", ["ser
 TIMER_RUNS = Counter("quanticity_timer_runs_total", "Timer ticks run", ["service"])
 
 
+class MetricsUnavailable(Exception):
+    """The metrics endpoint could not be started (one-line message; the CLI exits 2)."""
+
+
 def serve(port: int) -> None:
-    start_http_server(port, addr="127.0.0.1")
+    """Expose /metrics on 127.0.0.1:``port``; MetricsUnavailable when the port cannot be bound."""
+    try:
+        start_http_server(port, addr="127.0.0.1")
+    except OSError as exc:
+        why = ("is already in use (another `run` still going?)" if exc.errno == errno.EADDRINUSE
+               else f"cannot be opened ({exc.strerror or exc})")
+        raise MetricsUnavailable(f"metrics port {port} on 127.0.0.1 {why}; choose another with "
+                                 f"metrics.port in --config FILE or QUANT_METRICS__PORT=<port>, "
+                                 f"or turn it off with metrics.enabled: false") from None
