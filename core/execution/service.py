@@ -111,9 +111,7 @@ class ExecutionService(Service):
         if not events:
             return False
         tx = self.bus.tx()
-        self._publish(tx, events)
-        self.broker.record_published(tx.pipe, events)
-        self._persist(tx)
+        self._publish_pushed(tx, events)
         try:
             await tx.commit()
         except BaseException:
@@ -132,9 +130,7 @@ class ExecutionService(Service):
             # this handling, after its own events: a fill is never published before its order
             pushed = self.broker.drain_events()
             if pushed:
-                self._publish(tx, pushed)
-                self.broker.record_published(tx.pipe, pushed)
-                self._persist(tx)
+                self._publish_pushed(tx, pushed)
         except BaseException:
             self._pending = None
             self.broker.requeue(pushed)
@@ -146,6 +142,12 @@ class ExecutionService(Service):
 
     def _handled(self) -> None:
         self._handling_since = None
+
+    def _publish_pushed(self, tx: Tx, events: list[BrokerEvent]) -> None:
+        """Pushed broker events on ``tx`` with the broker's published-marks and its state."""
+        self._publish(tx, events)
+        self.broker.record_published(tx.pipe, events)
+        self._persist(tx)
 
     async def _dispatch(self, event: Event, tx: Tx) -> None:
         changed = False

@@ -7,7 +7,6 @@ import datetime as dt
 import logging
 import math
 import time
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -15,6 +14,7 @@ from ib_async import IB, Contract, LimitOrder, MarketOrder, Option, Stock
 
 from tests.fakes import ib_tws
 from tests.fakes.ib_tws import FakeTWS
+from tests.helpers import until
 
 fake_tws = ib_tws.fake_tws  # the module's fixture: a started, empty FakeTWS
 
@@ -25,18 +25,6 @@ CID = 23
 ACCOUNT = "DU1234567"
 WRAPPER_COMPLAINTS = ("Unknown reqId", "No order found")
 IN_USE = "Unable to connect as the client id is already in use. Retry with a unique client id."
-
-
-async def until(cond: Callable[[], Any], timeout: float = 3.0, what: str = "condition") -> Any:
-    """Let the client's loop run until ``cond()`` is truthy."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = cond()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.005)
 
 
 def record_errors(ib: IB) -> list[tuple[int, int, str]]:

@@ -14,10 +14,7 @@ it, and a service Context on the real Redis (db 15, a fresh key prefix per test)
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import time
-from collections.abc import Callable
 from datetime import date, timedelta
 from typing import Any
 
@@ -29,7 +26,7 @@ from core.clock.calendar import NyseCalendar
 from core.config.model import Settings
 from core.runtime.service import Context
 from tests.fakes.ib_tws import FakeTWS
-from tests.helpers import make_context
+from tests.helpers import make_context, until, until_async  # noqa: F401 - re-exported for tests/ibkr
 
 TODAY = date(2026, 11, 20)  # the New York day of tests/conftest.py's sim_clock (a Friday session)
 ACCOUNT = "DU1234567"
@@ -113,18 +110,6 @@ def ib_ctx(bus: Bus, ib_settings: Settings) -> Context:
     return make_ib_context(bus, ib_settings)
 
 
-async def until(cond: Callable[[], Any], timeout: float = 5.0, what: str = "condition") -> Any:
-    """Let the loop run until ``cond()`` is truthy (AssertionError after ``timeout``)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = cond()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.005)
-
-
 async def stream_events(bus: Bus, stream: str) -> list[Event]:
     return [decode(fields) for _, fields in await bus.redis.xrange(bus.keys.stream(stream))]
 
@@ -143,16 +128,3 @@ def no_decoder_errors(caplog: pytest.LogCaptureFixture):
            if (r.name == "ib_async.Decoder" and r.levelno >= logging.ERROR)
            or (r.name == "tests.fakes.ib_tws" and r.levelno >= logging.ERROR)]
     assert not bad, bad
-
-
-async def until_async(fetch: Callable[[], Any], pick: Callable[[Any], Any], timeout: float, what: str) -> Any:
-    """Poll an async ``fetch()`` until ``pick(result)`` is truthy; return it."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        got = pick(await fetch())
-        if got:
-            return got
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
