@@ -20,6 +20,12 @@ Pure: no I/O, no clock. Times and quotes are passed in.
   ``reprice_step_pct_of_spread`` of the current spread (rounded to the tick, at least
   one tick, never past the ask / bid, never past ``max_price`` / ``min_price``), at most
   ``max_reprices`` times for entries (``exit_max_reprices`` for exits; None = unlimited).
+
+Boundaries are exact (:mod:`core.risk.compare`): a spread of exactly
+``cancel_spread_pct_of_mid`` % is not too wide, a quote exactly ``max_quote_age_s`` old still
+prices, an order is timed out / repriced at exactly ``order_timeout_s`` / ``reprice_after_s``.
+A BUY never works above ``max_price`` (placement clips it to the per-trade cap, see
+:mod:`core.execution.pretrade`), so its worst fill is ``max_price``.
 """
 
 from __future__ import annotations
@@ -34,10 +40,10 @@ from core.domain.reasons import Reason
 from core.domain.signal import Side
 from core.execution.orders import OrderPurpose, OrderRequest, OrderState, OrderType, TimeInForce
 from core.execution.pricing import ny, ny_at, to_tick
+from core.risk.compare import EPS, exceeds, reaches
 
 __all__ = ["EPS", "OrderPolicy", "PolicyAction", "PolicyConfig", "QuoteView"]
 
-EPS = 1e-9
 
 
 class PolicyConfig(BaseModel):
@@ -104,14 +110,14 @@ class OrderPolicy:
         pct = self.config.cancel_spread_pct_of_mid
         if pct is None:
             return False
-        return q.mid <= 0 or q.spread > pct / 100.0 * q.mid + EPS
+        return q.mid <= 0 or exceeds(q.spread, pct / 100.0 * q.mid)
 
     def quote_age_problem(self, order: OrderRequest, quote_ts: datetime | None) -> str | None:
         """Why the last quote cannot price ``order`` (None: it can)."""
         if quote_ts is None:
             return f"no quote for {order.contract_key}"
         age = (order.created_ts - quote_ts).total_seconds()
-        if self.config.max_quote_age_s is not None and age > self.config.max_quote_age_s:
+        if self.config.max_quote_age_s is not None and exceeds(age, self.config.max_quote_age_s):
             return f"last quote is {age:.1f}s old"
         return None
 
@@ -142,7 +148,7 @@ class OrderPolicy:
         if req.tif == TimeInForce.DAY and now >= ny_at(ny(req.created_ts).date(), cfg.day_close):
             return "day_end"
         timeout = cfg.order_timeout_s if req.purpose == OrderPurpose.ENTRY else cfg.exit_timeout_s
-        if timeout is not None and (now - o.placed_ts).total_seconds() >= timeout - EPS:
+        if timeout is not None and reaches((now - o.placed_ts).total_seconds(), timeout):
             return "timeout"
         return None
 
@@ -161,7 +167,7 @@ class OrderPolicy:
         cap = cfg.max_reprices if entry else cfg.exit_max_reprices
         last = max([o.last_priced_ts] + [f.ts for f in o.fills])
         idle = (now - last).total_seconds()
-        if idle >= cfg.reprice_after_s - EPS and (cap is None or o.repricings < cap):
+        if reaches(idle, cfg.reprice_after_s) and (cap is None or o.repricings < cap):
             new = self.reprice_target(o, q)
             if new is not None:
                 return PolicyAction("reprice", new_limit=new)

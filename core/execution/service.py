@@ -6,10 +6,17 @@ broker fills, reprices and cancels against them) and ``control``
 (``cancel_entries`` on a halt, ``flatten``). Publishes :class:`OrderEvent` for
 every order state change and :class:`FillEvent` for every execution.
 
-Safety: the persistent halt is read before every entry placement; the broker's
-guard refuses anything that is not a single-leg long option or a sale of held
-contracts. An approved entry waits for the contract's next live quote (at most
-``ENTRY_QUOTE_WAIT_S``) so it is never priced off a stale chain.
+Safety: an approval is checked before it is stored (halt; an order that the guard would
+refuse or that cannot be built is refused at once, never stored). An approved entry waits for
+the contract's next live quote (at most ``ENTRY_QUOTE_WAIT_S``) so it is never priced off a
+stale chain; just before it is placed the hard rules that depend on time and state run again
+(:mod:`core.execution.pretrade`: halt, daily loss, buying power, open positions, same
+direction, per-trade cap on the highest price the policy may pay, expiry, session, cut-offs).
+A refusal is a rejected ``OrderEvent`` with its ``Reason`` code plus an ``order_refused``
+audit with the human detail. One bad pending entry is removed and refused alone
+(:mod:`core.execution.pending`); it never fails the quote. Exits are always placed, also when
+halted. The broker's guard refuses anything that is not a single-leg long option or a sale of
+held contracts.
 
 The service talks only to the :class:`core.execution.broker.Broker` interface; the
 broker is chosen by ``execution.broker`` (``core.execution.brokers.make_broker``:
@@ -40,7 +47,7 @@ from core.domain.contract import OptionContract, Right
 from core.domain.reasons import Reason
 from core.execution.broker import BrokerEvent, BrokerEventKind
 from core.execution.brokers import make_broker
-from core.execution.guard import OrderRejected
+from core.execution.guard import OrderRejected, check_order
 from core.execution.orders import (
     OrderPurpose,
     OrderRequest,
@@ -49,12 +56,15 @@ from core.execution.orders import (
     TimeInForce,
     entry_order_from_signal,
 )
+from core.execution.pending import UNREADABLE, contract_key_of, parse_pending, salvage_fields
+from core.execution.pretrade import chase_ceiling, check_placement, with_working_entries
+from core.risk import RiskLimits
 from core.runtime import metrics
 from core.runtime.service import Context, Service
+from core.state.account import load_risk_state
 
 ENTRY_QUOTE_WAIT_S = 60
 HANDLING_WAIT_S = 10.0  # a pushed event waits at most this long for the handling in flight to commit
-MAX_CHASE = 1.05  # an entry is never repriced above 105% of the signal's limit
 
 
 class ExecutionService(Service):
@@ -72,12 +82,13 @@ class ExecutionService(Service):
         # hash, so the copy spares a Redis read per quote (dropped and re-read after a failure)
         self._pending: dict[str, str] | None = None
         self._handling_since: float | None = None  # loop time a handling began; None once it committed
+        self._limits = RiskLimits.from_settings(self.settings)  # the overseer's hard-rule limits
 
     async def _pending_map(self) -> dict[str, str]:
         if self._pending is None:
             raw = await self.redis.hgetall(self._pending_key)
-            self._pending = {oid: ApprovalEvent.model_validate(json.loads(v)["approval"]).signal.contract().key
-                             for oid, v in raw.items()}
+            # an entry that does not read back maps to UNREADABLE: purged by the next quote
+            self._pending = {oid: contract_key_of(v) for oid, v in raw.items()}
         return self._pending
 
     async def start(self) -> None:
@@ -174,6 +185,16 @@ class ExecutionService(Service):
         except ValueError:
             self._reject_event(tx, ev.correlation_id, order_id, sig_fields(ev), "entry", Reason.NOT_OPTION.value)
             return False
+        try:  # never store what cannot become an order (qty -5, a NaN limit): refused now, alone
+            check_order(entry_order_from_signal(sig, order_id=order_id, created_ts=self.clock.now(), qty=ev.qty,
+                                                max_price=chase_ceiling(sig.limit)))
+        except OrderRejected as exc:
+            self._refuse_entry(tx, ev.correlation_id, order_id, sig_fields(ev), exc.reason, exc.detail, "approval")
+            return False
+        except (ValueError, TypeError, ArithmeticError) as exc:
+            self._refuse_entry(tx, ev.correlation_id, order_id, sig_fields(ev), Reason.BAD_INPUT,
+                               f"the approved order cannot be built: {type(exc).__name__}", "approval")
+            return False
         # the trade's context, for the position manager and the publishers
         tx.pipe.hset(self.keys.hash("trade_ctx"), ev.correlation_id, json.dumps({
             "signal": sig.model_dump(mode="json"), "explanation": ev.explanation, "verdict": ev.verdict,
@@ -195,30 +216,84 @@ class ExecutionService(Service):
         return bool(events) or placed
 
     async def _place_pending(self, contract_key: str, tx: Tx, now: datetime) -> bool:
+        """Place the entries waiting for this contract's quote, each only after the pre-trade
+        check (:func:`core.execution.pretrade.check_placement`) at ``now``, with ``max_price``
+        clipped to the per-trade cap. A pending entry that does not read back (any contract's
+        quote purges those) or whose order cannot be built is removed and refused with
+        ``BAD_INPUT``, counted and logged; it never fails this quote's handling. Redis and
+        broker errors still fail the handling (transient: it is retried)."""
         waiting = await self._pending_map()
+        poison = sorted(oid for oid, key in waiting.items() if key == UNREADABLE)
         mine = sorted(oid for oid, key in waiting.items() if key == contract_key)
-        if not mine:
+        if not mine and not poison:
             return False
-        pending = dict(zip(mine, await self.redis.hmget(self._pending_key, mine), strict=True))
+        pending = dict(zip(poison + mine, await self.redis.hmget(self._pending_key, poison + mine), strict=True))
+        for order_id in poison:
+            waiting.pop(order_id, None)
+            tx.pipe.hdel(self._pending_key, order_id)
+            if pending[order_id] is not None:
+                self._drop_poison(tx, order_id, pending[order_id], "the stored approval does not read back")
         placed = False
+        state = None
         for order_id in mine:
-            if pending[order_id] is None:
+            raw = pending[order_id]
+            if raw is None:
                 waiting.pop(order_id, None)
                 continue
-            body = json.loads(pending[order_id])
-            ev = ApprovalEvent.model_validate(body["approval"])
-            sig = ev.signal
-            if sig.contract().key != contract_key:
+            try:
+                ev = parse_pending(raw)
+                key = ev.signal.contract().key
+            except Exception as exc:  # noqa: BLE001 - a changed entry: poison, isolated
+                waiting.pop(order_id, None)
+                tx.pipe.hdel(self._pending_key, order_id)
+                self._drop_poison(tx, order_id, raw, f"the stored approval does not read back: {type(exc).__name__}")
                 continue
+            if key != contract_key:
+                continue
+            sig = ev.signal
             tx.pipe.hdel(self._pending_key, order_id)
             waiting.pop(order_id, None)
-            if await is_halted(self.redis, self.keys):
-                self._reject_event(tx, ev.correlation_id, order_id, sig_fields(ev), "entry", Reason.HALTED.value)
+            if state is None:
+                state = await load_risk_state(self.redis, self.keys, self.settings, now, symbols=[sig.symbol])
+            live = with_working_entries(state, await self.broker.open_orders())
+            try:
+                verdict = check_placement(sig, ev.qty, live, self._limits, now)
+                req = entry_order_from_signal(sig, order_id=order_id, created_ts=now, qty=ev.qty,
+                                              max_price=verdict.max_price) if verdict.ok else None
+            except Exception as exc:  # noqa: BLE001 - an approval that cannot become an order: poison
+                self._drop_poison(tx, order_id, raw, f"the entry order cannot be built: {type(exc).__name__}")
                 continue
-            req = entry_order_from_signal(sig, order_id=order_id, created_ts=now, qty=ev.qty,
-                                          max_price=round(sig.limit * MAX_CHASE, 2))
+            if req is None:
+                assert verdict.reason is not None
+                self._refuse_entry(tx, ev.correlation_id, order_id, sig_fields(ev), verdict.reason,
+                                   verdict.detail, "placement")
+                continue
             placed |= await self._place(req, tx)
         return placed
+
+    def _refuse_entry(self, tx: Tx, corr: str, order_id: str, fields: dict, reason: Reason, detail: str,
+                      stage: str) -> None:
+        """An entry refused before it reached the broker: the rejected OrderEvent with the Reason
+        code, and an ``order_refused`` audit with the human detail (the admin's card shows it)."""
+        metrics.REJECTED.labels(self.name, reason.value).inc()
+        self.log.warning("entry %s refused at %s: %s (%s)", order_id, stage, reason.value, detail)
+        self._reject_event(tx, corr, order_id, fields, "entry", reason.value)
+        tx.emit(AuditEvent, correlation_id=corr, actor="execution", action="order_refused",
+                detail={"order_id": order_id, "purpose": "entry", "stage": stage, "reason": reason.value,
+                        "detail": detail[:500]})
+
+    def _drop_poison(self, tx: Tx, order_id: str, raw: str, why: str) -> None:
+        """A pending entry that cannot be placed: refused with BAD_INPUT (an OrderEvent when its
+        fields can be read back, always the audit), counted and logged. Already removed."""
+        corr, fields = salvage_fields(raw, order_id)
+        if fields is None:
+            metrics.REJECTED.labels(self.name, Reason.BAD_INPUT.value).inc()
+            self.log.error("pending entry %s dropped: %s (unreadable: no order event)", order_id, why)
+            tx.emit(AuditEvent, correlation_id=corr or order_id, actor="execution", action="order_refused",
+                    detail={"order_id": order_id, "purpose": "entry", "stage": "placement",
+                            "reason": Reason.BAD_INPUT.value, "detail": why})
+            return
+        self._refuse_entry(tx, corr, order_id, fields, Reason.BAD_INPUT, why, "placement")
 
     async def _exit(self, r: OrderRequestEvent, tx: Tx) -> bool:
         contract = OptionContract(symbol=r.symbol, expiry=date.fromisoformat(r.expiry), strike=r.strike,

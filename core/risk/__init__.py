@@ -63,6 +63,7 @@ from core.risk.rules import (
     check_signal,
     check_signal_dict,
     daily_loss_level,
+    per_trade_cap_pct,
     premium_at_risk,
     risk_pct_of_account,
 )
@@ -83,6 +84,7 @@ __all__ = [
     "check_signal_dict",
     "daily_loss_level",
     "nyse_session",
+    "per_trade_cap_pct",
     "premium_at_risk",
     "risk_pct_of_account",
     "trading_days_until",

@@ -32,6 +32,11 @@ Rules (code -> condition):
 * HALTED            state.halted
 * BUYING_POWER      premium > state.buying_power
 * STRATEGY_DISABLED strategy in state.disabled_strategies (case-insensitive)
+
+Boundaries are exact as written: ">" means strictly over and "<=" / "at/after" includes the
+limit. Computed numbers (spread %, ages, premium, P&L) are compared with
+:mod:`core.risk.compare` so float noise never moves a value across its limit (a spread of
+exactly 10 % of mid passes "> 10 %"); counts and times compare exactly.
 """
 
 from __future__ import annotations
@@ -48,6 +53,7 @@ from pydantic import ValidationError
 
 from core.domain.reasons import Reason
 from core.domain.signal import Direction, Horizon, Signal
+from core.risk.compare import exceeds, reaches
 from core.risk.decision import RiskDecision
 from core.risk.limits import RiskLimits
 from core.risk.sessions import NY, REGULAR_CLOSE, Session, nyse_session, trading_days_until
@@ -492,6 +498,15 @@ def _session_today(state: RiskState | None, today: date) -> Session | None:
     return nyse_session(today)
 
 
+def per_trade_cap_pct(horizon: str | None, dte: int | None, limits: RiskLimits) -> tuple[float, str]:
+    """(cap %, what it is based on) of the RISK_PER_TRADE rule: the stricter of the cap of the
+    stated horizon and of the horizon implied by trading-day DTE; the strictest configured cap
+    when neither is known. Also used at order placement (``core.execution.pretrade``)."""
+    horizons = [h for h in (horizon, _infer_horizon(dte)) if h is not None]
+    cap = min((limits.cap_pct(h) for h in horizons), default=limits.cap_pct(None))
+    return cap, "/".join(dict.fromkeys(horizons)) or "unknown horizon, strictest cap"
+
+
 def _infer_horizon(dte: int | None) -> str | None:
     if dte is None:
         return None
@@ -530,7 +545,7 @@ def _evaluate(v: _View, state: RiskState | None, limits: RiskLimits, now: Any, f
     if v.bid is not None and v.ask is not None:
         mid = (v.bid + v.ask) / 2.0
         spread_pct = (v.ask - v.bid) / mid * 100.0
-        if spread_pct > limits.max_spread_pct_of_mid:
+        if exceeds(spread_pct, limits.max_spread_pct_of_mid):
             f.add(Reason.SPREAD_TOO_WIDE,
                   f"spread {v.ask - v.bid:g} is {spread_pct:.1f}% of mid {mid:g} "
                   f"(max {limits.max_spread_pct_of_mid:g}%)")
@@ -562,7 +577,7 @@ def _evaluate(v: _View, state: RiskState | None, limits: RiskLimits, now: Any, f
             key = v.symbol if v.symbol in ages else v.symbol.upper() if v.symbol.upper() in ages else None
             if key is not None:
                 age = ages[key]
-                if not _finite(age) or age > limits.max_data_age_s:
+                if not _finite(age) or exceeds(age, limits.max_data_age_s):
                     f.add(Reason.STALE_DATA,
                           f"{key} market data is {age:g}s old (max {limits.max_data_age_s:g}s)")
 
@@ -585,11 +600,11 @@ def _evaluate(v: _View, state: RiskState | None, limits: RiskLimits, now: Any, f
         session = _session_today(state, today)
 
         for label, ts in (("ts", v.ts), ("quote.ts", v.quote_ts)):
-            if ts is not None and (ts - now).total_seconds() > skew:
+            if ts is not None and exceeds((ts - now).total_seconds(), skew):
                 f.add(Reason.BAD_INPUT, f"{label} {ts.isoformat()} is in the future (now {now.isoformat()})")
         if v.quote_ts is not None:
             age = (now - v.quote_ts).total_seconds()
-            if age > limits.max_quote_age_s:
+            if exceeds(age, limits.max_quote_age_s):
                 f.add(Reason.STALE_DATA, f"quote is {age:.1f}s old (max {limits.max_quote_age_s:g}s)")
 
         # expiry
@@ -630,20 +645,18 @@ def _evaluate(v: _View, state: RiskState | None, limits: RiskLimits, now: Any, f
     # ---- premium-based rules
     premium = v.premium()
     if state is not None and premium is not None:
-        horizons = [h for h in (v.horizon, _infer_horizon(dte)) if h is not None]
-        cap = min((limits.cap_pct(h) for h in horizons), default=limits.cap_pct(None))
-        basis = "/".join(dict.fromkeys(horizons)) or "unknown horizon, strictest cap"
+        cap, basis = per_trade_cap_pct(v.horizon, dte, limits)
         acct = state.account_value
         if not _finite(acct) or acct <= 0:
             f.add(Reason.RISK_PER_TRADE, f"cannot size against account value {acct!r}")
-        elif premium * 100.0 > cap * acct:
+        elif exceeds(premium * 100.0, cap * acct):
             f.add(Reason.RISK_PER_TRADE,
                   f"premium {_money(premium)} is {premium / acct * 100.0:.2f}% of account "
                   f"{_money(acct)} (cap {cap:g}% for {basis})")
         bp = state.buying_power
         if not _finite(bp):
             f.add(Reason.BUYING_POWER, f"buying power unusable: {bp!r}")
-        elif premium > bp:
+        elif exceeds(premium, bp):
             f.add(Reason.BUYING_POWER, f"premium {_money(premium)} exceeds buying power {_money(bp)}")
 
 
@@ -717,9 +730,9 @@ def daily_loss_level(state: RiskState | Mapping[str, Any] | None,
     acct, pnl = st.account_value, st.daily_pnl
     if not _finite(acct) or acct <= 0 or not _finite(pnl):
         return "halt"
-    if pnl * 100.0 <= -lim.daily_loss_halt_pct * acct:
+    if reaches(-pnl * 100.0, lim.daily_loss_halt_pct * acct):
         return "halt"
-    if pnl * 100.0 <= -lim.daily_loss_warn_pct * acct:
+    if reaches(-pnl * 100.0, lim.daily_loss_warn_pct * acct):
         return "warning"
     return "ok"
 

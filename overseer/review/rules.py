@@ -12,6 +12,8 @@ Overseer checks (only for a signal that validates as a :class:`Signal`):
               1dte needs 1, swing needs 2 or more)
 * BAD_INPUT   the strike is more than 50 % away from the underlying's spot (signal.spot, else
               the analytics snapshot's spot)
+
+"More than" is strictly over, exact at the boundary (:mod:`core.risk.compare`).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from core.config.model import Settings
 from core.domain.reasons import Reason
 from core.domain.signal import Horizon, Signal
 from core.risk import RiskDecision, RiskLimits, RiskState, check_signal, check_signal_dict, trading_days_until
+from core.risk.compare import exceeds
 from core.risk.sessions import NY
 from overseer._util import parse_ts_ms
 
@@ -50,7 +53,7 @@ def overseer_checks(
         if snap is None:
             continue
         asof = parse_ts_ms(snap.get("asof"))
-        if asof is not None and (now_ms - asof) / 1000.0 > limit_s:
+        if asof is not None and exceeds((now_ms - asof) / 1000.0, limit_s):
             add(
                 Reason.STALE_DATA,
                 f"{name} snapshot is {(now_ms - asof) / 1000.0:.0f}s old (max {limit_s:g}s)",
@@ -58,7 +61,7 @@ def overseer_checks(
 
     bid, ask = signal.quote.bid, signal.quote.ask
     mid = (bid + ask) / 2.0
-    if mid > 0 and signal.limit > ask + mid * limits.max_spread_pct_of_mid / 100.0:
+    if mid > 0 and exceeds(signal.limit, ask + mid * limits.max_spread_pct_of_mid / 100.0):
         add(
             Reason.BAD_INPUT,
             f"limit {signal.limit:g} is far above the ask {ask:g} "
@@ -85,7 +88,7 @@ def overseer_checks(
         spot is not None
         and spot > 0
         and ins.strike is not None
-        and abs(ins.strike / spot - 1.0) > MAX_STRIKE_DISTANCE
+        and exceeds(abs(ins.strike / spot - 1.0), MAX_STRIKE_DISTANCE)
     ):
         add(
             Reason.BAD_INPUT,
