@@ -51,6 +51,9 @@ def salvage_fields(raw: str | None, order_id: str) -> tuple[str, dict[str, Any] 
     corr = appr.get("correlation_id") or sig.get("id") or fallback
     try:
         strike = float(ins.get("strike") or 0.0)
+    except (TypeError, ValueError):
+        strike = 0.0
+    try:
         qty = appr.get("qty") or sig.get("qty") or 1
         qty = int(qty) if isinstance(qty, int) or (isinstance(qty, float) and math.isfinite(qty)) else 1
         fields = {"symbol": str(sig["symbol"]), "expiry": str(ins.get("expiry") or ""),
