@@ -9,6 +9,10 @@
   ``closed`` (closes): per ``telegram.alerts`` on / silent / off. A fill or close replies
   to the approval card of its trade when there is one.
 - ControlEvent halt / resume / flatten taken outside Telegram (overseer, CLI): a notice.
+- AuditEvent ``order_refused`` of an entry (the execution service's pre-trade check refused an
+  approved entry at placement, or refused the approval itself): the approved card is edited to
+  say so, with the reason code and the rule's words; without a card in this chat (auto policy)
+  the card text is sent as a new message; without a recorded card, a one-line notice.
 """
 
 from __future__ import annotations
@@ -22,19 +26,21 @@ from bot.telegram.callbacks import pack
 from bot.telegram.cards import CardStore, report_item, signal_item
 from bot.telegram.names import Names
 from bot.telegram.outbox import Outbox, Outgoing
-from bot.telegram.render import Renderer
+from bot.telegram.render import Renderer, clip
 from bot.telegram.views import (
     alert_view,
     control_view,
     outcome_view,
     position_view,
+    refusal_view,
     report_view,
     signal_view,
 )
 from core.bus.bus import Bus, Tx
-from core.bus.events import AlertEvent, ApprovalEvent, ControlEvent, PositionEvent, ReportEvent
+from core.bus.events import AlertEvent, ApprovalEvent, AuditEvent, ControlEvent, PositionEvent, ReportEvent
 from core.config.model import Settings
 from core.control.halt import read_halt
+from core.domain.signal import Signal
 from core.runtime import metrics
 
 log = logging.getLogger("quanticity.telegram.notify")
@@ -105,6 +111,57 @@ class Notifier:
         text = self.renderer.render("card_signal", c=view, outcome=outcome)
         self._queue(tx, Outgoing(idem=f"card:{item}:{ev.decision}", chat_id=rec["chat_id"], op="edit_card",
                                  edit_card=item, text=text))
+
+    async def order_refused(self, ev: AuditEvent, tx: Tx) -> None:
+        """An approved entry refused before it reached the broker: the card says so and why."""
+        d = ev.detail
+        order_id = str(d.get("order_id", ""))
+        if d.get("purpose") != "entry" or self._stale(ev.ts, f"refusal of {order_id}"):
+            return
+        chat = self._chat()
+        if chat is None:
+            return
+        refusal = refusal_view(d.get("reason", ""), d.get("detail", ""), ev.ts)
+        item = await self.cards.by_correlation(ev.correlation_id) or signal_item(order_id.removeprefix("ent-"))
+        try:
+            claim = await read_card(self.redis, self.bus, item)
+        except ValueError:  # a card whose payload does not read back
+            claim = None
+        appr = self._approved_from_card(claim, ev.correlation_id, d.get("qty"))
+        if appr is None:  # no card was ever recorded: the facts in one line
+            text = self.renderer.reply("order_refused", order_id=clip(order_id, 80), reason=refusal["reason"],
+                                       detail=refusal["detail"])
+            self._queue(tx, Outgoing(idem=f"refused:{order_id}", chat_id=chat, text=text))
+            return
+        acct = self.settings.risk.account_value
+        view = signal_view(appr, acct)
+        outcome = outcome_view("approved", await self.names.label(appr.decided_by), int(claim.get("decided_ms") or 0),
+                               appr.qty, view["full_qty"])
+        text = self.renderer.render("card_signal", c=view, outcome=outcome, refusal=refusal)
+        rec = await self.cards.get(item)
+        if rec is None:  # decided without a card in this chat (auto policy): the card, now
+            self._queue(tx, Outgoing(idem=f"refused:{order_id}", chat_id=chat, text=text))
+            return
+        self._queue(tx, Outgoing(idem=f"card:{item}:refused", chat_id=rec["chat_id"], op="edit_card",
+                                 edit_card=item, text=text))
+
+    def _approved_from_card(self, claim: dict | None, corr: str, qty: object) -> ApprovalEvent | None:
+        """The approval a card recorded (as ``bot.approvals.decide`` builds it), or None."""
+        if claim is None:
+            return None
+        p = claim.get("payload") or {}
+        try:
+            signal = Signal.model_validate(p["signal"])
+            n = qty if isinstance(qty, int) and qty > 0 else signal.qty
+            return self.bus.make(ApprovalEvent, correlation_id=p.get("correlation_id") or corr, signal=signal,
+                                 decision="approved", qty=n, decided_by=str(claim.get("decided_by") or ""),
+                                 policy=p.get("policy", "manual"), verdict=p.get("verdict", ""),
+                                 explanation=p.get("explanation", ""), concerns=p.get("concerns", []),
+                                 ai_status=p.get("ai_status", ""), premium_at_risk=p.get("premium_at_risk", 0.0),
+                                 risk_pct=p.get("risk_pct", 0.0))
+        except Exception:  # noqa: BLE001 - an unreadable card: the one-line notice instead
+            log.warning("card of %s does not read back: refusal sent as a notice", corr)
+            return None
 
     # ------------------------------------------------------------------ reports
     async def report(self, ev: ReportEvent, tx: Tx) -> None:

@@ -1,7 +1,8 @@
 """TelegramBotService: the admin's phone interface to the desk.
 
-Consumes ``approvals``, ``alerts``, ``positions``, ``reports``, ``control`` (consumer group
-``telegram``) and turns them into messages through a durable outbox; runs a
+Consumes ``approvals``, ``alerts``, ``positions``, ``reports``, ``control`` and ``audit`` (only the
+execution service's ``order_refused``: an approved entry refused at placement edits its card)
+(consumer group ``telegram``) and turns them into messages through a durable outbox; runs a
 python-telegram-bot Application with long polling for commands and button presses. It
 talks to the rest of the system only through Redis, so it runs as its own process
 (``python main.py run --services telegram``) or beside the others.
@@ -43,7 +44,15 @@ from bot.telegram.outbox import Outbox
 from bot.telegram.render import Renderer
 from bot.telegram.sender import Sender
 from core.bus.bus import Tx
-from core.bus.events import AlertEvent, ApprovalEvent, ControlEvent, Event, PositionEvent, ReportEvent
+from core.bus.events import (
+    AlertEvent,
+    ApprovalEvent,
+    AuditEvent,
+    ControlEvent,
+    Event,
+    PositionEvent,
+    ReportEvent,
+)
 from core.config.loader import ConfigError
 from core.runtime.service import Context, Service
 
@@ -52,7 +61,7 @@ START_WAIT_S = 15.0
 
 class TelegramBotService(Service):
     name = "telegram"
-    streams = ("approvals", "alerts", "positions", "reports", "control")
+    streams = ("approvals", "alerts", "positions", "reports", "control", "audit")
 
     def __init__(self, ctx: Context) -> None:
         super().__init__(ctx)
@@ -139,6 +148,8 @@ class TelegramBotService(Service):
             await self.notifier.report(event, tx)
         elif isinstance(event, ControlEvent):
             await self.notifier.control(event, tx)
+        elif isinstance(event, AuditEvent) and event.actor == "execution" and event.action == "order_refused":
+            await self.notifier.order_refused(event, tx)
         else:
             return
         tx.after_commit.append(self.sender.kick)

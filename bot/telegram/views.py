@@ -66,6 +66,11 @@ def outcome_view(state: str, by_label: str, at_ms: int, qty: int = 0, full_qty: 
             "half": state == "approved" and 0 < qty < full_qty}
 
 
+def refusal_view(reason: Any, detail: Any, at_ms: int) -> dict[str, Any]:
+    """An approved entry the execution service refused at placement (``order_refused`` audit)."""
+    return {"reason": clip(reason, 40), "detail": clip(detail, 400), "at_ms": at_ms}
+
+
 def report_view(ev: ReportEvent) -> dict[str, Any]:
     return {"id": clip(ev.report_id, 80), "kind": ev.kind, "summary": clip(ev.summary, 700),
             "file": clip(ev.path.rsplit("/", 1)[-1], 80) if ev.path else ""}

@@ -280,7 +280,7 @@ class ExecutionService(Service):
         self._reject_event(tx, corr, order_id, fields, "entry", reason.value)
         tx.emit(AuditEvent, correlation_id=corr, actor="execution", action="order_refused",
                 detail={"order_id": order_id, "purpose": "entry", "stage": stage, "reason": reason.value,
-                        "detail": detail[:500]})
+                        "detail": detail[:500], "qty": fields.get("qty", 0)})
 
     def _drop_poison(self, tx: Tx, order_id: str, raw: str, why: str) -> None:
         """A pending entry that cannot be placed: refused with BAD_INPUT (an OrderEvent when its
