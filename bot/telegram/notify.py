@@ -116,7 +116,9 @@ class Notifier:
         """An approved entry refused before it reached the broker: the card says so and why."""
         d = ev.detail
         order_id = str(d.get("order_id", ""))
-        if d.get("purpose") != "entry" or self._stale(ev.ts, f"refusal of {order_id}"):
+        # the broker guard's refusals (live spread, broker down) carry no purpose: entries are ent-<id>
+        purpose = d.get("purpose") or ("entry" if order_id.startswith("ent-") else "exit")
+        if purpose != "entry" or self._stale(ev.ts, f"refusal of {order_id}"):
             return
         chat = self._chat()
         if chat is None:

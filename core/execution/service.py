@@ -178,12 +178,14 @@ class ExecutionService(Service):
         sig = ev.signal
         order_id = f"ent-{sig.id}"
         if await is_halted(self.redis, self.keys):
-            self._reject_event(tx, ev.correlation_id, order_id, sig_fields(ev), "entry", Reason.HALTED.value)
+            self._refuse_entry(tx, ev.correlation_id, order_id, sig_fields(ev), Reason.HALTED,
+                               "trading is halted", "approval")
             return False
         try:
             contract = sig.contract()
         except ValueError:
-            self._reject_event(tx, ev.correlation_id, order_id, sig_fields(ev), "entry", Reason.NOT_OPTION.value)
+            self._refuse_entry(tx, ev.correlation_id, order_id, sig_fields(ev), Reason.NOT_OPTION,
+                               "the approved instrument is not a fully specified option", "approval")
             return False
         try:  # never store what cannot become an order (qty -5, a NaN limit): refused now, alone
             check_order(entry_order_from_signal(sig, order_id=order_id, created_ts=self.clock.now(), qty=ev.qty,
