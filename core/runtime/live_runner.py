@@ -110,9 +110,9 @@ class LiveRunner:
         metrics.LOOP_ERRORS.labels(svc.name, loop).inc()
         wait = backoff.next()
         if backoff.streak == 1:
-            log.exception("service=%s %s loop error; retrying in %.1fs", svc.name, loop, wait)
+            log.exception("service=%s %s loop error; retrying in %.2fs", svc.name, loop, wait)
         else:
-            log.error("service=%s %s loop error #%d in a row (%s: %s); retrying in %.1fs", svc.name, loop,
+            log.error("service=%s %s loop error #%d in a row (%s: %s); retrying in %.2fs", svc.name, loop,
                       backoff.streak, type(exc).__name__, exc, wait)
         await self._pause(wait)
 
