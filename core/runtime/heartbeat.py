@@ -164,7 +164,7 @@ def loop_state(beat: dict[str, Any], now_ms: int) -> str:
     done_ms = _num(beat.get("done_ms"))
     if now_ms - done_ms > _num(beat.get("budget_s"), 30.0) * 1000:
         return "stalled"
-    if _num(beat.get("last_error_ms")) > done_ms:
+    if beat.get("errors") and _num(beat.get("last_error_ms")) >= done_ms:
         return "errors"
     return "ok"
 
