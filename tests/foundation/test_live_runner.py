@@ -404,3 +404,14 @@ async def test_a_real_redis_outage_every_loop_recovers_and_work_completes(privat
         assert rec["errors"] >= 4
     finally:
         await client.aclose()
+
+
+def test_backoff_doubles_is_capped_and_resets():
+    from core.runtime.loop_backoff import Backoff
+
+    b = Backoff(0.5, 10.0)
+    assert [b.next() for _ in range(7)] == [0.5, 1.0, 2.0, 4.0, 8.0, 10.0, 10.0]
+    b.reset()
+    assert b.next() == 0.5
+    with pytest.raises(ValueError):
+        Backoff(2.0, 1.0)
