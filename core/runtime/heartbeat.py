@@ -177,12 +177,12 @@ def service_view(rec: dict[str, Any], now_ms: int) -> dict[str, Any]:
     """What ``status`` shows of one service: its worst loop state, the age of its oldest running
     loop, error count and last error, and each loop's state/age/budget."""
     loops = {name: b for name, b in rec.get("loops", {}).items() if isinstance(b, dict)}
-    per = {name: {"state": loop_state(b, now_ms), "age_s": round(loop_age_s(b, now_ms), 1),
+    per: dict[str, dict[str, Any]] = {name: {"state": loop_state(b, now_ms), "age_s": round(loop_age_s(b, now_ms), 1),
                   "budget_s": _num(b.get("budget_s")), "iterations": int(_num(b.get("iterations"))),
                   "errors": int(_num(b.get("errors")))}
            for name, b in sorted(loops.items())}
-    states = [p["state"] for p in per.values()] or ["stopped"]
-    running = [p["age_s"] for p in per.values() if p["state"] not in ("done", "stopped")]
+    states: list[str] = [str(p["state"]) for p in per.values()] or ["stopped"]
+    running: list[float] = [float(p["age_s"]) for p in per.values() if p["state"] not in ("done", "stopped")]
     last = max(loops.values(), key=lambda b: _num(b.get("last_error_ms")), default={})
     return {
         "state": min(states, key=lambda s: STATE_RANK.get(s, 0)),
