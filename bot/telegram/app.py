@@ -92,9 +92,11 @@ async def bring_up(app: Application, poll_timeout_s: int, stopping: Callable[[],
 
     if app.updater is None:
         raise RuntimeError("the telegram Application was built without an updater")
+    # bootstrap_retries=-1: PTB retries its deleteWebhook bootstrap every second until it works
+    # (this runs in the background and a stop cancels it); the polling loop retries on its own
     await app.updater.start_polling(poll_interval=0.0, timeout=poll_timeout_s, drop_pending_updates=False,
                                     allowed_updates=[Update.MESSAGE, Update.CALLBACK_QUERY],
-                                    error_callback=polling_error)
+                                    error_callback=polling_error, bootstrap_retries=-1)
     return True
 
 

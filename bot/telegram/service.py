@@ -56,8 +56,6 @@ from core.bus.events import (
 from core.config.loader import ConfigError
 from core.runtime.service import Context, Service
 
-START_WAIT_S = 15.0
-
 
 class TelegramBotService(Service):
     name = "telegram"
@@ -82,6 +80,7 @@ class TelegramBotService(Service):
         self.ready = asyncio.Event()
         self._stopping = False
         self._boot: asyncio.Task[bool] | None = None
+        self.failure: str | None = None  # why the background start-up gave up (invalid token ...)
         self._pump: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------------ lifecycle
@@ -99,17 +98,29 @@ class TelegramBotService(Service):
         self.app = build_application(token, secrets.telegram_api_base, self.settings.telegram.poll_timeout_s)
         register_handlers(self.app, self.bot_ctx)
         self._pump = asyncio.create_task(self.sender.run(self.ready), name="telegram-outbox")
+        # Connecting happens in the background and start() returns at once: an unreachable or slow
+        # Telegram must not hold the other services of this process (it held them 15 s). Until the
+        # bot is up, messages wait in the durable outbox; the sender starts when ``ready`` is set.
+        self.failure = None
         self._boot = asyncio.create_task(self._bring_up(self.app), name="telegram-start")
-        done, _ = await asyncio.wait({self._boot}, timeout=START_WAIT_S)
-        if self._boot in done and self._boot.exception() is not None:
-            exc = self._boot.exception()
-            await self.stop()
-            raise exc  # type: ignore[misc]
-        if not self.ready.is_set():
-            self.log.warning("Telegram not reachable yet; still trying in the background (messages are queued)")
+        self.log.info("telegram connecting in the background (messages are queued until it is up)")
 
     async def _bring_up(self, app: Application) -> bool:
-        ok = await bring_up(app, self.settings.telegram.poll_timeout_s, lambda: self._stopping)
+        """getMe (retried with backoff, 1 s doubling to 30 s, each try bounded by PTB's own
+        connect/read timeouts) -> setMyCommands -> polling (PTB retries its bootstrap and its
+        polling loop). A token Telegram refuses cannot be fixed by retrying: it is logged as an
+        error and kept in ``failure``; the outbox keeps every message for after the fix."""
+        try:
+            ok = await bring_up(app, self.settings.telegram.poll_timeout_s, lambda: self._stopping)
+        except ConfigError as exc:
+            self.failure = str(exc)
+            self.log.error("%s: the Telegram bot is NOT running; messages stay queued until it is fixed "
+                           "and the service restarted", exc)
+            return False
+        except Exception as exc:
+            self.failure = f"{type(exc).__name__}: {exc}"
+            self.log.exception("telegram start-up failed; messages stay queued until the service restarts")
+            return False
         if ok:
             self.sender.bot = app.bot
             self.ready.set()

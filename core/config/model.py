@@ -261,6 +261,16 @@ class MetricsSettings(_Strict):
     port: int = Field(default=9108, ge=0, le=65535)
 
 
+class RunnerSettings(_Strict):
+    """The live runner's loops: backoff after an error, heartbeat cadence, stall budgets."""
+
+    poll_block_ms: int = Field(default=1000, ge=1, le=60_000)  # a consume loop waits this long for events
+    stall_allowance_s: float = Field(default=30.0, gt=0)  # work allowed in one iteration beyond its wait
+    backoff_initial_s: float = Field(default=0.5, gt=0)  # first pause after an error (doubles per error)
+    backoff_max_s: float = Field(default=10.0, gt=0)  # cap of that pause
+    heartbeat_every_s: float = Field(default=1.0, gt=0)  # heartbeat flush to Redis at most this often
+
+
 class LoggingSettings(_Strict):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     json_output: bool = False
@@ -293,6 +303,7 @@ class Settings(_Strict):
     distribution: DistributionSettings = Field(default_factory=DistributionSettings)
     reports: ReportSettings = Field(default_factory=ReportSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+    runner: RunnerSettings = Field(default_factory=RunnerSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
     demo: DemoSettings = Field(default_factory=DemoSettings)
 

@@ -8,6 +8,7 @@ from typing import Any
 from core.bus.bus import Bus
 from core.config.model import Settings
 from core.control.halt import read_halt
+from core.runtime.heartbeat import read_heartbeats, service_view, wall_ms
 from core.state.account import data_ages, open_positions, read_account
 
 MARKET_DATA_TYPES = {"1": "live", "2": "frozen", "3": "delayed", "4": "delayed-frozen"}
@@ -24,6 +25,8 @@ async def collect_status(bus: Bus, settings: Settings) -> dict[str, Any]:
     feed = await redis.hgetall(keys.hash("feed_ibkr"))  # only when market data comes from IBKR
     policy = await redis.hget(keys.hash("runtime"), "approval_policy") or settings.approval.policy
     pending = await redis.zcard(keys.zset("cards"))
+    beats = await read_heartbeats(redis, keys)
+    now_wall = wall_ms()  # heartbeats are wall-clock times (see core.runtime.heartbeat)
     return {
         "now": now.isoformat(),
         "mode": settings.mode.value,
@@ -46,11 +49,30 @@ async def collect_status(bus: Bus, settings: Settings) -> dict[str, Any]:
         "positions": positions,
         "pending_cards": pending,
         "feed_age_s": {k: (None if v == float("inf") else round(v, 1)) for k, v in ages.items()},
+        # per service of `run` (none under `demo`): ok / errors / stalled / stopped, heartbeat age
+        "services": {name: service_view(rec, now_wall) for name, rec in sorted(beats.items())},
     }
 
 
 def _connection(flag: bool | None) -> str:
     return "connected" if flag else "NOT connected" if flag is False else "unknown"
+
+
+def _service(name: str, v: dict[str, Any]) -> str:
+    """``execution ok 0.4s`` / ``telegram STALLED 45s (consume 45s > 31s) 3 errors: <last error>``."""
+    state = str(v.get("state"))
+    text = f"{name} {state.upper() if state in ('stalled', 'errors') else state}"
+    if v.get("age_s") is not None:
+        text += f" {v['age_s']:.1f}s"
+    late = [f"{loop} {lv['age_s']:.0f}s > {lv['budget_s']:.0f}s" for loop, lv in v.get("loops", {}).items()
+            if lv.get("state") == "stalled"]
+    if late:
+        text += f" ({', '.join(late)})"
+    if v.get("errors"):
+        text += f" {v['errors']} error(s)"
+        if state in ("stalled", "errors") and v.get("last_error"):
+            text += f": {str(v['last_error'])[:80]}"
+    return text
 
 
 def format_status(s: dict[str, Any]) -> str:
@@ -68,6 +90,12 @@ def format_status(s: dict[str, Any]) -> str:
         f"open positions {s['open_positions']} · pending approvals {s['pending_cards']}",
         "feeds: " + ", ".join(f"{k} {'n/a' if v is None else f'{v:.0f}s'}" for k, v in s["feed_age_s"].items()),
     ]
+    services = s.get("services") or {}
+    if services:
+        lines.append("services (heartbeat age):")
+        lines += [f"  {_service(n, v)}" for n, v in services.items()]
+    else:
+        lines.append("services: no heartbeats (nothing of this mode ran under `run`)")
     for p in s["positions"]:
         lines.append("  " + json.dumps({k: p.get(k) for k in ("symbol", "expiry", "strike", "right", "qty_open",
                                                                 "avg_entry", "stop")}))

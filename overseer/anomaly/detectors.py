@@ -20,6 +20,7 @@ STRATEGY_DISABLED         strategy name           WARNING (two or more flags: st
 DELIVERY_RETRYING         channel                 INFO (3+ retries in a row)
 DELIVERY_DEAD_LETTER      channel                 WARNING
 DEAD_LETTER               consumer group          WARNING (new entries in a bus dead-letter stream)
+SERVICE_STALLED           ``execution:consume``   WARNING (a runner loop past its heartbeat budget)
 ========================  =====================  ==============================================
 """
 
@@ -30,6 +31,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from core.runtime.heartbeat import loop_age_s, loop_state
 from overseer._util import parse_ts_ms
 
 Severity = Literal["INFO", "WARNING", "CRITICAL"]
@@ -321,4 +323,29 @@ def dead_letters(group: str, new_entries: int) -> Finding | None:
         "WARNING",
         f"{new_entries} new event(s) in the {group} dead-letter stream",
         {"group": group, "new": new_entries},
+    )
+
+
+# ----------------------------------------------------------------------------- runner loops
+def service_stalled(service: str, loop: str, beat: Mapping[str, Any], now_ms: int) -> Finding | None:
+    """A running loop of a live service whose last completed iteration (``core.runtime.heartbeat``,
+    wall clock) is older than its budget. Loops marked ``stopped`` (clean stop) or ``done`` (a
+    start that succeeded) are not judged; a service that never wrote a heartbeat is never seen."""
+    if loop_state(dict(beat), now_ms) != "stalled":
+        return None
+    age_s = loop_age_s(dict(beat), now_ms)
+    budget_s = _f(beat.get("budget_s")) or 0.0
+    errors = int(_f(beat.get("errors")) or 0)
+    last_error = str(beat.get("last_error") or "")[:160]
+    what = "has not started" if loop == "start" else f"{loop} loop has not completed an iteration"
+    msg = f"service {service}: {what} for {age_s:.0f}s (budget {budget_s:g}s)"
+    if errors:
+        msg += f"; {errors} error(s), last: {last_error}"
+    return Finding(
+        "SERVICE_STALLED",
+        f"{service}:{loop}",
+        "WARNING",
+        msg,
+        {"service": service, "loop": loop, "age_s": round(age_s, 1), "budget_s": budget_s,
+         "errors": errors, "last_error": last_error},
     )

@@ -21,6 +21,10 @@ Timer (``on_timer``; one tx per tick):
   PRICE_DIVERGENCE            (session only) ``snapshot("vendor_quote", s)`` vs ``snapshot("quote", s)``
   DRAWDOWN, DAILY_LOSS        ``core.state.account.read_account``; ``core.risk.daily_loss_level``
   DEAD_LETTER                 new entries in any bus dead-letter stream (cleared after 10 quiet minutes)
+  SERVICE_STALLED             hash ``heartbeat`` (``core.runtime.heartbeat``, written by the live runner
+                              only): a running loop past its budget, wall clock; services never seen
+                              and loops stopped cleanly are not judged. The demo (SimRunner) writes no
+                              heartbeats, so it never raises this
   STRATEGY_DISABLED cleared   once an admin re-enables the strategy
 
 Timer-evaluated alerts clear after two consecutive clean evaluations (no flapping storms).
@@ -36,6 +40,7 @@ from core.bus.bus import Tx
 from core.bus.events import AuditEvent, DeliveryEvent, Event, FillEvent, PositionEvent
 from core.clock.calendar import NY
 from core.risk import RiskState, daily_loss_level
+from core.runtime.heartbeat import read_heartbeats, wall_ms
 from core.runtime.service import Context, Service
 from core.state.account import read_account
 from overseer._util import load_json_obj, parse_ts_ms, risk_limits, snapshot_asof_ms, text
@@ -80,6 +85,7 @@ class AnomalyService(Service):
         self.narrator = Narrator.from_context(ctx)
         self.book = AlertBook(self.bus, self.narrator)
         self.limits = risk_limits(self.settings)
+        self.wall_ms = wall_ms  # heartbeats are wall-clock times, whatever the service clock
 
     async def stop(self) -> None:
         await self.narrator.aclose()
@@ -222,6 +228,13 @@ class AnomalyService(Service):
             ),
             state=state,
         )
+        await self.book.apply(
+            tx,
+            await self._stalls(),
+            lambda c: c.get("code") == "SERVICE_STALLED",
+            state=state,
+            clear_after=TIMER_CLEAR_AFTER,
+        )
         switches = await self.redis.hgetall(self.keys.hash("strategies"))
         re_enabled = {
             i
@@ -313,6 +326,16 @@ class AnomalyService(Service):
         )
         if f is not None:
             out.append(f)
+        return out
+
+    async def _stalls(self) -> list[d.Finding]:
+        now_ms = self.wall_ms()
+        out = []
+        for service, rec in sorted((await read_heartbeats(self.redis, self.keys)).items()):
+            for loop, beat in sorted(rec["loops"].items()):
+                f = d.service_stalled(service, str(loop), beat, now_ms) if isinstance(beat, dict) else None
+                if f is not None:
+                    out.append(f)
         return out
 
     async def _dead_letters(self, tx: Tx) -> list[d.Finding]:

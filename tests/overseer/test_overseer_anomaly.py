@@ -3,6 +3,7 @@ counts, clears once; CRITICAL halts; explanations from the model (fake) or the t
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import datetime
 from typing import Any
@@ -10,11 +11,17 @@ from typing import Any
 import pytest
 from ov_helpers import alerts, audits, context, events, ny, seed_quote
 
+from bot.telegram.render import Renderer
+from bot.telegram.views import alert_view
 from core.bus.events import AlertEvent, ControlEvent, DeliveryEvent, Event, FillEvent, PositionEvent
 from core.control.halt import read_halt
+from core.runtime.heartbeat import Heartbeat, loop_state, read_heartbeats
+from core.runtime.live_runner import LiveRunner
 from core.runtime.sim_runner import SimRunner
+from core.state.status import collect_status, format_status
 from overseer.anomaly import AnomalyService
 from overseer.anomaly import detectors as d
+from tests.helpers import until, until_async
 
 SYMS = ["SPY", "QQQ"]
 
@@ -451,3 +458,103 @@ async def test_corrupt_redis_data_never_raises(bus, sim_clock) -> None:
     assert await _tick(svc, sim_clock, 0) == []
     assert await _handle(svc, _fill(bus, 0.01)) == []
     assert await _handle(svc, _delivery(bus, "retry")) == []
+
+
+# ------------------------------------------------------------------------------- runner loops
+BEAT = {"budget_s": 31.0, "done_ms": 1_000_000, "iterations": 5, "errors": 0, "last_error": "",
+        "last_error_ms": 0, "state": "running"}
+
+
+def test_service_stalled_detector() -> None:
+    assert d.service_stalled("execution", "consume", BEAT, 1_031_000) is None  # at the budget: fine
+    f = d.service_stalled("execution", "consume", BEAT, 1_045_000)
+    assert f is not None and (f.code, f.subject, f.severity) == ("SERVICE_STALLED", "execution:consume", "WARNING")
+    assert "45s (budget 31s)" in f.message
+    err = {**BEAT, "errors": 3, "last_error": "ConnectionError: refused", "last_error_ms": 1_010_000}
+    f = d.service_stalled("distributor", "timer", err, 1_045_000)
+    assert f is not None and f.facts["errors"] == 3 and "last: ConnectionError: refused" in f.message
+    for state in ("stopped", "done"):  # a clean stop, a start that succeeded: never judged
+        assert d.service_stalled("execution", "consume", {**BEAT, "state": state}, 9_999_999_999) is None
+
+
+class _Stuck:
+    """A consuming service whose handler awaits ``gate`` (the artificial stall)."""
+
+    @staticmethod
+    def build(ctx):
+        from core.runtime.service import Service
+
+        class Stuck(Service):
+            name = "stuck"
+            streams = ("control",)
+
+            def __init__(self, c) -> None:
+                super().__init__(c)
+                self.gate = asyncio.Event()
+                self.handled = 0
+
+            async def handle(self, event: Event, tx) -> None:
+                await self.gate.wait()
+                self.handled += 1
+
+        return Stuck(ctx)
+
+
+async def _loop_state(svc: AnomalyService, service: str, loop: str) -> str | None:
+    recs = await read_heartbeats(svc.redis, svc.keys)
+    beat = recs.get(service, {}).get("loops", {}).get(loop)
+    return None if beat is None else loop_state(beat, svc.wall_ms())
+
+
+async def test_a_stalled_loop_raises_service_stalled_and_clears_when_it_recovers(bus, sim_clock) -> None:
+    sim_clock.set(ny(10, 0))
+    watch = _svc(bus)
+    fast = {"poll_block_ms": 20, "stall_allowance_s": 0.3, "heartbeat_every_s": 0.02,
+            "backoff_initial_s": 0.01, "backoff_max_s": 0.05}
+    stuck = _Stuck.build(context(bus, runner=fast))
+    runner = LiveRunner([stuck])
+    task = asyncio.create_task(runner.run())
+    try:
+        await until_async(lambda: _loop_state(watch, "stuck", "consume"), lambda s: s == "ok", 10, "heartbeat")
+        assert [a for a in await _tick(watch, sim_clock, 30) if a.code == "SERVICE_STALLED"] == []
+
+        await bus.publish(bus.make(ControlEvent, action="report", by="test", reason="x"))  # the handler hangs
+        await until_async(lambda: _loop_state(watch, "stuck", "consume"), lambda s: s == "stalled", 10,
+                          "the consume loop past its 0.32 s budget")
+        (raised,) = [a for a in await _tick(watch, sim_clock, 30) if a.code == "SERVICE_STALLED"]
+        assert (raised.subject, raised.severity, raised.state) == ("stuck:consume", "WARNING", "raised")
+        assert "budget 0.32s" in raised.message and "consume loop of the stuck service" in raised.explanation
+        assert [a for a in await _tick(watch, sim_clock, 30) if a.code == "SERVICE_STALLED"] == []  # no storm
+
+        status = format_status(await collect_status(bus, watch.settings))
+        assert "  stuck STALLED" in status and "(consume " in status
+
+        text = Renderer().render("alert", a=alert_view(raised, False))  # what the Telegram admin gets
+        assert "SERVICE_STALLED" in text and "stuck:consume" in text
+
+        stuck.gate.set()  # recovers
+        await until(lambda: stuck.handled == 1, 10, "the handler finished")
+        await until_async(lambda: _loop_state(watch, "stuck", "consume"), lambda s: s == "ok", 10, "ok again")
+        assert [a for a in await _tick(watch, sim_clock, 30) if a.code == "SERVICE_STALLED"] == []  # 1st clean
+        (cleared,) = [a for a in await _tick(watch, sim_clock, 30) if a.code == "SERVICE_STALLED"]
+        assert (cleared.subject, cleared.state, cleared.correlation_id) == ("stuck:consume", "cleared", raised.id)
+    finally:
+        runner.request_stop()
+        await asyncio.wait_for(task, 10)
+    assert await _loop_state(watch, "stuck", "consume") == "stopped"  # a clean stop is marked
+
+
+async def test_services_never_seen_or_stopped_cleanly_are_not_stalled(bus, sim_clock) -> None:
+    sim_clock.set(ny(10, 0))
+    watch = _svc(bus)
+    old = watch.wall_ms() - 3_600_000  # an hour ago
+    hb = Heartbeat(bus.redis, bus.keys, clock_ms=lambda: old)
+    hb.begin("sigterm", "consume", 31.0)
+    hb.begin("sigterm", "timer", 31.0)
+    hb.stop_all()  # stopped cleanly an hour ago: not stalled
+    await hb.flush()
+    assert [a for a in await _tick(watch, sim_clock, 30) if a.code == "SERVICE_STALLED"] == []
+    hb.begin("killed", "timer", 31.0)  # kill -9: no stop mark, so it is stalled
+    await hb.flush()
+    (raised,) = [a for a in await _tick(watch, sim_clock, 30) if a.code == "SERVICE_STALLED"]
+    assert raised.subject == "killed:timer"

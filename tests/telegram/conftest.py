@@ -4,6 +4,7 @@ starts the bot service (PTB polling the fake) with an ApprovalService beside it.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sys
 from collections.abc import AsyncIterator, Callable
@@ -72,9 +73,9 @@ async def make_bot(tbus: Bus, tg_secrets: Secrets, telegram_fake: FakeTelegram,
         ctx = make_context(tbus, secrets=secrets or tg_secrets, out_dir=str(tmp_path),
                            telegram={**TEST_TELEGRAM, **telegram}, **(sections or {}))
         bot = TelegramBotService(ctx)
-        await bot.start()
+        await bot.start()  # returns at once; the bot connects in the background
         running.append(bot)
-        assert bot.ready.is_set()
+        await asyncio.wait_for(bot.ready.wait(), 15)
         return Harness(bot, ApprovalService(ctx), tbus, telegram_fake)
 
     yield _make
