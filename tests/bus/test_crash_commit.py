@@ -1,0 +1,150 @@
+"""Crash tests of the bus commit on the real Redis: the connection is cut in the middle of a
+handler's MULTI/EXEC (``cut_redis``), then the consumer retries or a new one takes over.
+
+Each test fails when its safety line breaks: a non-atomic commit (``transaction=False``)
+leaves part of the outputs visible; a missing handled-marker handles a redelivered event
+again in a later poll.
+"""
+
+from __future__ import annotations
+
+import pytest
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+
+from core.bus.bus import Bus, Tx
+from core.bus.consumer import Consumer
+from core.bus.events import AuditEvent, ControlEvent, Event, decode
+from core.bus.ids import IdFactory
+from tests.bus.cut_redis import Cut, cut_client
+
+# MULTI, XADD audit, XADD audit, HSET state, HINCRBY counter, SET marker, XACK, HDEL tries, EXEC
+N_COMMANDS = 9
+
+
+@pytest.fixture
+async def cut(redis_url):
+    c = Cut()
+    client = cut_client(redis_url, c, retry=Retry(NoBackoff(), 0))  # a crash: nobody retries the send
+    yield c, client
+    await client.aclose()
+
+
+def _handler(calls: list[str], keys):
+    async def handler(ev: Event, tx: Tx) -> None:
+        calls.append(ev.id)
+        tx.emit(AuditEvent, correlation_id=ev.correlation_id, actor="t", action="first")
+        tx.emit(AuditEvent, correlation_id=ev.correlation_id, actor="t", action="second")
+        tx.pipe.hset(keys.hash("state"), ev.id, "1")
+        tx.pipe.hincrby(keys.hash("counter"), "n", 1)  # not idempotent: a second apply shows
+    return handler
+
+
+async def _outputs(redis, keys) -> tuple[list[str], str | None, str | None]:
+    audit = [decode(f).action for _, f in await redis.xrange(keys.stream("audit"))]
+    return audit, await redis.hget(keys.hash("counter"), "n"), await redis.hget(keys.hash("state"), "x")
+
+
+@pytest.mark.parametrize("keep", range(2, N_COMMANDS))  # cut after MULTI + 1 .. before the EXEC
+@pytest.mark.parametrize("recovery", ["retry", "restart"])
+async def test_crash_between_outputs_and_ack_leaves_nothing_and_redelivers_once(
+        cut, redis_client, keys, sim_clock, keep, recovery):
+    c, client = cut
+    bus = Bus(client, keys, sim_clock, IdFactory(seed=4))
+    calls: list[str] = []
+    handler = _handler(calls, keys)
+    cons = Consumer(bus, "g1", ["control"], name="svc", claim_idle_ms=60_000)
+    await cons.ensure_groups()
+    ev = bus.make(ControlEvent, action="halt", by="t")
+    await bus.publish(ev)
+
+    c.arm(keep=keep)
+    await cons.poll(handler)
+    assert c.cuts == 1 and cons.failed == 1
+    # no partial output is visible: not one audit entry, no state, no counter, no marker, not acked
+    assert await redis_client.xrange(keys.stream("audit")) == []
+    assert await redis_client.hgetall(keys.hash("state")) == {}
+    assert await redis_client.hgetall(keys.hash("counter")) == {}
+    assert not await redis_client.exists(keys.done("g1", ev.id))
+    assert (await redis_client.xpending(keys.stream("control"), "g1"))["pending"] == 1
+
+    if recovery == "retry":  # the running consumer tries again after its backoff
+        sim_clock.advance(1)
+        assert cons.needs_poll
+        await cons.poll(handler)
+    else:  # the process died: a new one (same consumer name) re-reads its own pending entries
+        fresh = Consumer(Bus(redis_client, keys, sim_clock, IdFactory(seed=5)), "g1", ["control"], name="svc",
+                         claim_idle_ms=60_000)
+        await fresh.poll(handler)
+    assert calls == [ev.id, ev.id]
+    audit, counter, _ = await _outputs(redis_client, keys)
+    assert audit == ["first", "second"] and counter == "1"  # each output exactly once
+    assert await redis_client.hget(keys.hash("state"), ev.id) == "1"
+    assert (await redis_client.xpending(keys.stream("control"), "g1"))["pending"] == 0
+    assert await redis_client.hlen(keys.tries("g1")) == 0  # the retry count is cleared with the commit
+
+
+async def test_handled_event_redelivered_in_a_later_poll_is_not_handled_again(bus, redis_client, keys):
+    """The handled-marker path (not the same-batch set): the same event arrives again after its
+    first delivery was committed and acked, read by a later poll and by a new consumer."""
+    calls: list[str] = []
+    handler = _handler(calls, keys)
+    cons = Consumer(bus, "g1", ["control"])
+    await cons.ensure_groups()
+    ev = bus.make(ControlEvent, action="halt", by="t")
+    await bus.publish(ev)
+    await cons.poll(handler)
+    assert calls == [ev.id]
+
+    await bus.publish(ev)  # a publisher's retry or a replay: same event id, new stream entry
+    assert await cons.poll(handler) == 1
+    await bus.publish(ev)
+    restarted = Consumer(bus, "g1", ["control"], name="c2")
+    assert await restarted.poll(handler) == 1
+    assert calls == [ev.id]
+    audit, counter, _ = await _outputs(redis_client, keys)
+    assert audit == ["first", "second"] and counter == "1"
+    assert (await redis_client.xpending(keys.stream("control"), "g1"))["pending"] == 0
+
+
+async def test_commit_applied_but_reply_lost_is_not_applied_again(cut, redis_client, keys, sim_clock):
+    """The EXEC ran on the server but the connection dropped before its reply: the consumer
+    sees a failed commit and retries in a later poll; the marker makes that a plain ack."""
+    c, client = cut
+    bus = Bus(client, keys, sim_clock, IdFactory(seed=6))
+    calls: list[str] = []
+    handler = _handler(calls, keys)
+    cons = Consumer(bus, "g1", ["control"], name="svc")
+    await cons.ensure_groups()
+    ev = bus.make(ControlEvent, action="halt", by="t")
+    await bus.publish(ev)
+    await bus.publish(ev)  # and a duplicate entry of it behind, to be met in the retry's poll
+    c.arm(keep=0, after_exec=True)
+    await cons.poll(handler)
+    assert c.cuts == 1 and cons.failed == 1
+    sim_clock.advance(60)
+    await cons.poll(handler)
+    assert calls == [ev.id]
+    audit, counter, _ = await _outputs(redis_client, keys)
+    assert audit == ["first", "second"] and counter == "1"
+    assert (await redis_client.xpending(keys.stream("control"), "g1"))["pending"] == 0
+
+
+@pytest.mark.parametrize("keep", [2, 3])
+async def test_tx_commit_is_all_or_nothing(cut, redis_client, keys, sim_clock, keep):
+    """The bus commit itself: a Tx cut after some of its writes shows none of them."""
+    c, client = cut
+    bus = Bus(client, keys, sim_clock, IdFactory(seed=7))
+    tx = bus.tx()
+    tx.emit(AuditEvent, correlation_id="c", actor="t", action="a")
+    tx.pipe.set(keys.key("x", "1"), "1")
+    tx.pipe.hincrby(keys.hash("counter"), "n", 1)
+    failed: list[int] = []
+    tx.on_failure.append(lambda: failed.append(1))
+    c.arm(keep=keep)
+    with pytest.raises(Exception, match="injected"):
+        await tx.commit()
+    assert failed == [1]
+    assert await redis_client.xrange(keys.stream("audit")) == []
+    assert not await redis_client.exists(keys.key("x", "1"))
+    assert await redis_client.hgetall(keys.hash("counter")) == {}
