@@ -1,0 +1,177 @@
+"""State changes only with their commit: the real ExecutionService + PaperBroker (and the
+PositionService) on the real Redis, with the commit of the fill-producing handling failing once
+(the connection is cut in the middle of its MULTI/EXEC, ``tests/bus/cut_redis``) or its handler
+failing after the broker filled.
+
+Fails when: the broker keeps the uncommitted fill in memory (no FillEvent ever, and the next
+commit persists a "filled" book nothing tracks); the failed event waits for a restart; the
+fill is published twice.
+"""
+
+from __future__ import annotations
+
+from datetime import date, time
+
+import pytest
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+
+from core.bus.bus import Bus
+from core.bus.events import ApprovalEvent, OptionQuoteEvent, decode
+from core.bus.ids import IdFactory
+from core.clock.calendar import NyseCalendar
+from core.clock.clock import SimClock
+from core.domain.signal import Signal
+from core.execution.paper import PaperBrokerState
+from core.execution.service import ExecutionService
+from core.positions.service import PositionService
+from core.runtime.consumers import consumer_for
+from tests.bus.cut_redis import Cut, cut_client
+from tests.helpers import make_context
+
+EXPIRY = date(2026, 11, 20)
+A = f"SPY:{EXPIRY:%Y%m%d}:C:590:100"
+B = f"SPY:{EXPIRY:%Y%m%d}:P:580:100"
+
+
+@pytest.fixture
+async def cut_bus(redis_url, keys):
+    cut = Cut()
+    client = cut_client(redis_url, cut, retry=Retry(NoBackoff(), 0))
+    clock = SimClock(NyseCalendar().session(EXPIRY).at(time(10, 0)))
+    yield Bus(client, keys, clock, IdFactory(seed=11)), cut
+    await client.aclose()
+
+
+class Desk:
+    """Execution + positions driven by their own consumers (what the runners do)."""
+
+    def __init__(self, bus: Bus, execution_cls: type[ExecutionService] = ExecutionService) -> None:
+        self.bus = bus
+        ctx = make_context(bus)
+        self.execution = execution_cls(ctx)
+        self.parts = [(svc, consumer_for(svc)) for svc in (self.execution, PositionService(ctx))]
+
+    async def start(self) -> None:
+        for svc, cons in self.parts:
+            await svc.start()
+            await cons.ensure_groups()
+
+    async def settle(self) -> None:
+        """Poll every consumer until none has anything left to do now."""
+        while True:
+            n = 0
+            for svc, cons in self.parts:
+                n += await cons.poll(svc.handle)
+            if not n and not any(cons.needs_poll for _, cons in self.parts):
+                return
+
+    async def send(self, event) -> None:
+        await self.bus.publish(event)
+        await self.settle()
+
+    def quote(self, key: str, bid: float, ask: float) -> OptionQuoteEvent:
+        strike, right = (590.0, "C") if key == A else (580.0, "P")
+        return self.bus.make(OptionQuoteEvent, symbol="SPY", contract_key=key, expiry=EXPIRY.isoformat(),
+                             strike=strike, right=right, bid=bid, ask=ask, bid_size=50, ask_size=50,
+                             quote_ts=self.bus.clock.ms())
+
+    def approval(self, key: str, qty: int = 4) -> ApprovalEvent:
+        now = self.bus.clock.now()
+        strike, right = (590, "C") if key == A else (580, "P")
+        sig = Signal(id=self.bus.new_id(), ts=now, strategy="gamma_0dte", symbol="SPY",
+                     instrument={"type": "OPT", "expiry": EXPIRY, "strike": strike, "right": right},
+                     qty=qty, limit=1.02, quote={"bid": 1.0, "ask": 1.04, "ts": now}, stop=0.51,
+                     targets=[1.53], horizon="0dte", triggers=["test"], confidence=70)
+        return self.bus.make(ApprovalEvent, correlation_id=sig.id, signal=sig, decision="approved", qty=qty,
+                             decided_by="test", policy="manual", explanation="Because.", risk_pct=0.4)
+
+    async def stream(self, name: str) -> list:
+        return [decode(f) for _id, f in await self.bus.redis.xrange(self.bus.keys.stream(name))]
+
+    async def fills(self) -> list:
+        return [e for e in await self.stream("orders") if e.type == "order.fill"]
+
+    async def persisted(self) -> PaperBrokerState:
+        raw = await self.bus.redis.get(self.execution._state_key)
+        return PaperBrokerState.model_validate_json(raw)
+
+
+def book(state: PaperBrokerState) -> tuple[dict, dict]:
+    """The paper book: orders and positions (the quotes are market observations, not outputs)."""
+    return ({k: o.model_dump() for k, o in state.orders.items()},
+            {k: p.model_dump() for k, p in state.positions.items() if p.qty})
+
+
+async def _working_entry(desk: Desk) -> None:
+    await desk.start()
+    await desk.send(desk.approval(A))
+    desk.bus.clock.advance(10)
+    await desk.send(desk.quote(A, 1.00, 1.04))  # the entry is placed at mid 1.02
+    assert await desk.fills() == []
+
+
+async def test_failed_commit_of_a_fill_rolls_the_broker_back_and_retries_in_process(cut_bus):
+    bus, cut = cut_bus
+    desk = Desk(bus)
+    await _working_entry(desk)
+    bus.clock.advance(10)
+    cut.arm(keep=3)  # the next transaction (the fill) loses its connection after two outputs
+    await desk.send(desk.quote(A, 0.98, 1.02))  # the ask reaches the limit: the paper broker fills
+    assert cut.cuts == 1
+    assert await desk.fills() == []  # nothing of the failed commit is visible
+    persisted = await desk.persisted()
+    assert persisted.orders[f"ent-{(await desk.stream('approvals'))[0].signal.id}"].filled_qty == 0
+
+    # other activity comes first (a second entry is approved and placed): it commits the
+    # broker's state, which must be the committed book, not the uncommitted fill
+    await desk.send(desk.approval(B))
+    await desk.send(desk.quote(B, 1.00, 1.04))
+    persisted = await desk.persisted()
+    assert book(desk.execution.broker.snapshot()) == book(persisted)  # memory == Redis
+    assert persisted.positions.get(A) is None or persisted.positions[A].qty == 0
+    assert sorted(o.status.value for o in persisted.orders.values()) == ["working", "working"]
+
+    # the failed quote is retried by the running consumer once its backoff has passed
+    bus.clock.advance(1)
+    await desk.settle()
+    fills = await desk.fills()
+    assert [(f.symbol, f.strike, f.qty, f.price) for f in fills] == [("SPY", 590.0, 4, 1.02)]
+    assert book(desk.execution.broker.snapshot()) == book(await desk.persisted())
+    entries = [p for p in await desk.stream("positions") if p.kind == "entry"]
+    assert [(p.qty, p.correlation_id) for p in entries] == [(4, fills[0].correlation_id)]
+
+    # a restart (new services from Redis) has exactly that one fill and the position
+    restarted = Desk(Bus(bus.redis, bus.keys, bus.clock, IdFactory(seed=12)))
+    await restarted.start()
+    await restarted.settle()
+    assert len(await restarted.fills()) == 1
+    held = await restarted.execution.broker.positions()
+    assert [(p.contract.key, p.qty) for p in held] == [(A, 4)]
+    assert len([p for p in await restarted.stream("positions") if p.kind == "entry"]) == 1
+
+
+class FailsAfterTheFill(ExecutionService):
+    """The handler fails after the broker has filled (here: placing pending entries raises once)."""
+
+    failures = 1
+
+    async def _place_pending(self, contract_key, tx, now):
+        if self.failures and self.broker.held_qty(contract_key):
+            self.failures -= 1
+            raise RuntimeError("injected: handler failed after the broker moved")
+        return await super()._place_pending(contract_key, tx, now)
+
+
+async def test_failed_handler_after_a_fill_rolls_the_broker_back(cut_bus):
+    bus, _cut = cut_bus
+    desk = Desk(bus, FailsAfterTheFill)
+    await _working_entry(desk)
+    bus.clock.advance(10)
+    await desk.send(desk.quote(A, 0.98, 1.02))
+    assert desk.execution.failures == 0 and await desk.fills() == []
+    bus.clock.advance(1)
+    await desk.settle()
+    assert [(f.qty, f.price) for f in await desk.fills()] == [(4, 1.02)]
+    assert book(desk.execution.broker.snapshot()) == book(await desk.persisted())
+    assert desk.execution.broker.held_qty(A) == 4
