@@ -175,3 +175,29 @@ async def test_failed_handler_after_a_fill_rolls_the_broker_back(cut_bus):
     assert [(f.qty, f.price) for f in await desk.fills()] == [(4, 1.02)]
     assert book(desk.execution.broker.snapshot()) == book(await desk.persisted())
     assert desk.execution.broker.held_qty(A) == 4
+
+
+async def test_failed_commit_of_the_position_opening_is_retried_without_double_counting(cut_bus):
+    """The position service keeps positions and the account in memory between handlings: a failed
+    commit of the fill's handling must not leave the fill applied there."""
+    bus, cut = cut_bus
+    desk = Desk(bus)
+    await _working_entry(desk)
+    bus.clock.advance(10)
+    await bus.publish(desk.quote(A, 0.98, 1.02))
+    (execution, exec_cons), (positions, pos_cons) = desk.parts
+    while await exec_cons.poll(execution.handle):  # the fill is published (this commit succeeds)
+        pass
+    assert len(await desk.fills()) == 1
+    cut.arm(keep=3)
+    await pos_cons.poll(positions.handle)  # the position service's commit of the fill is cut
+    assert cut.cuts == 1 and pos_cons.failed == 1
+    assert [p for p in await desk.stream("positions") if p.kind == "entry"] == []
+    bus.clock.advance(1)
+    await desk.settle()
+    entries = [p for p in await desk.stream("positions") if p.kind == "entry"]
+    assert [(p.qty, p.qty_open) for p in entries] == [(4, 4)]
+    held = [(p.contract.key, p.qty_open) for p in await positions._open_positions()]
+    assert held == [(A, 4)]
+    restarted = PositionService(make_context(bus))
+    assert [(p.contract.key, p.qty_open) for p in await restarted._open_positions()] == [(A, 4)]
