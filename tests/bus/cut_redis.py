@@ -6,7 +6,8 @@ sent, their replies are read (so the server has processed them), then the socket
 ``ConnectionError`` raised, as when the process dies or the network goes between writing the
 outputs and the EXEC. ``after_exec=True`` sends the whole pipeline and drops the socket before
 reading any reply: the server commits, the client never learns it (an ambiguous commit).
-Single commands are never cut.
+Single commands are never cut; ``fail_next("EVALSHA")`` instead drops the connection before
+the next such command is sent (the server never sees it).
 """
 
 from __future__ import annotations
@@ -25,6 +26,10 @@ class Cut:
     times: int = 0  # pipelines still to cut (0 = disarmed)
     after_exec: bool = False
     cuts: int = 0  # pipelines cut so far
+    fail_command: str = ""  # the next single command of this name fails before it is sent
+
+    def fail_next(self, command: str) -> None:
+        self.fail_command = command.upper()
 
     def arm(self, keep: int, times: int = 1, *, after_exec: bool = False) -> None:
         self.keep, self.times, self.after_exec = keep, times, after_exec
@@ -48,6 +53,14 @@ class CutConnection(Connection):
             self._cut_pending = c.keep
             return super().pack_commands(cmds[:c.keep])
         return super().pack_commands(cmds)
+
+    async def send_command(self, *args: Any, **kwargs: Any) -> None:
+        if self.cut.fail_command and str(args[0]).upper() == self.cut.fail_command:
+            self.cut.fail_command = ""
+            self.cut.cuts += 1
+            await self.disconnect()
+            raise RedisConnectionError(f"injected: connection dropped before {args[0]}")
+        await super().send_command(*args, **kwargs)
 
     async def send_packed_command(self, command: Any, check_health: bool = True) -> None:
         await super().send_packed_command(command, check_health)
