@@ -51,6 +51,7 @@ class Consumer:
         self._recovered = False
         self._reread = False  # a poll failed part-way: re-read own pending entries next time
         self.retries = RetrySchedule(retry_base_ms, retry_max_ms)
+        self._ack_owed: dict[str, set[str]] = {}  # handled (wrote nothing), but their XACK failed
         self.handled = 0
         self.rejected = 0
         self.failed = 0
@@ -58,7 +59,8 @@ class Consumer:
     @property
     def needs_poll(self) -> bool:
         """Work this consumer has regardless of new entries: start-up recovery or a retry now due."""
-        return not self._recovered or self._reread or bool(self.retries.due_keys(self.bus.clock.ms()))
+        return (not self._recovered or self._reread or bool(self._ack_owed)
+                or bool(self.retries.due_keys(self.bus.clock.ms())))
 
     def next_retry_ms(self) -> int | None:
         """When the earliest scheduled retry is due (bus clock, ms); None if there is none."""
@@ -110,6 +112,9 @@ class Consumer:
 
     async def _poll(self, handler: Handler, block_ms: int | None) -> int:
         n = 0
+        for key in sorted(self._ack_owed):  # handled already: only the ack is owed, never a re-handling
+            await self.bus.redis.xack(key, self.group, *self._ack_owed[key])
+            del self._ack_owed[key]
         if not self._recovered:
             await self.ensure_groups()
             self._recovered = True
@@ -144,7 +149,8 @@ class Consumer:
         nothing, are acknowledged together in one XACK at the end (no marker needed: nothing
         to duplicate). The handled-markers of the rest are checked in one round trip."""
         now_ms = self.bus.clock.ms()
-        entries = [(i, f) for i, f in entries if not self.retries.waiting(key, i, now_ms)]  # backing off
+        owed = self._ack_owed.get(key, set())  # and entries only waiting for their ack
+        entries = [(i, f) for i, f in entries if not self.retries.waiting(key, i, now_ms) and i not in owed]
         if not entries:
             return 0
         decoded: list[Event | BadEvent | None] = []
@@ -163,23 +169,30 @@ class Consumer:
             hits = await self.bus.redis.mget([self.bus.keys.done(self.group, i) for i in ids])
             done = {i for i, hit in zip(ids, hits, strict=True) if hit is not None}
         ack: list[str] = []
-        for (entry_id, fields), item in zip(entries, decoded, strict=True):
-            if item is None or (isinstance(item, Event) and item.id in done):
-                ack.append(entry_id)
-                self.retries.done(key, entry_id)
-                continue
-            outcome = await self._one(handler, key, entry_id, fields, item)
-            if outcome == _UNSURE:
-                # the commit failed, perhaps after the server applied it: Redis is suspect and the
-                # markers read above may be stale. Stop here; the rest is re-read, markers re-checked.
-                self._reread = True
-                break
-            if outcome == _EMPTY:
-                ack.append(entry_id)
-            if outcome in (_EMPTY, _COMMITTED) and isinstance(item, Event):
-                done.add(item.id)  # the same event twice in one batch
-        if ack:
-            await self.bus.redis.xack(key, self.group, *ack)
+        try:
+            for (entry_id, fields), item in zip(entries, decoded, strict=True):
+                if item is None or (isinstance(item, Event) and item.id in done):
+                    ack.append(entry_id)
+                    self.retries.done(key, entry_id)
+                    continue
+                outcome = await self._one(handler, key, entry_id, fields, item)
+                if outcome == _UNSURE:
+                    # the commit failed, perhaps after the server applied it: Redis is suspect and the
+                    # markers read above may be stale. Stop here; the rest is re-read, markers re-checked.
+                    self._reread = True
+                    break
+                if outcome == _EMPTY:
+                    ack.append(entry_id)
+                if outcome in (_EMPTY, _COMMITTED) and isinstance(item, Event):
+                    done.add(item.id)  # the same event twice in one batch
+            if ack:
+                await self.bus.redis.xack(key, self.group, *ack)
+        except BaseException:
+            # a handling that wrote nothing may still have moved the handler's memory (a flow
+            # window, a quote): it must not run twice, so only its ack is tried again
+            if ack:
+                self._ack_owed.setdefault(key, set()).update(ack)
+            raise
         return len(entries)
 
     async def _one(self, handler: Handler, key: str, entry_id: str, fields: dict[str, Any],

@@ -148,3 +148,27 @@ async def test_tx_commit_is_all_or_nothing(cut, redis_client, keys, sim_clock, k
     assert await redis_client.xrange(keys.stream("audit")) == []
     assert not await redis_client.exists(keys.key("x", "1"))
     assert await redis_client.hgetall(keys.hash("counter")) == {}
+
+
+async def test_handling_that_wrote_nothing_is_not_repeated_when_its_ack_fails(cut, keys, sim_clock):
+    """A handling with no outputs may still move the handler's memory (a flow window): when the
+    batch's XACK fails, the next poll only acks, it does not handle the entries again."""
+    c, client = cut
+    bus = Bus(client, keys, sim_clock, IdFactory(seed=8))
+    seen: list[str] = []
+
+    async def handler(ev: Event, tx: Tx) -> None:
+        seen.append(ev.id)  # memory only: nothing on tx
+
+    cons = Consumer(bus, "g1", ["control"], name="svc")
+    await cons.ensure_groups()
+    evs = [bus.make(ControlEvent, action="halt", by="t") for _ in range(2)]
+    for ev in evs:
+        await bus.publish(ev)
+    c.fail_next("XACK")
+    with pytest.raises(Exception, match="injected"):
+        await cons.poll(handler)  # the live runner logs this and polls again
+    assert cons.needs_poll
+    await cons.poll(handler)
+    assert seen == [e.id for e in evs]
+    assert (await client.xpending(keys.stream("control"), "g1"))["pending"] == 0
