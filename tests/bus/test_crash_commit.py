@@ -16,7 +16,7 @@ from core.bus.bus import Bus, Tx
 from core.bus.consumer import Consumer
 from core.bus.events import AuditEvent, ControlEvent, Event, decode
 from core.bus.ids import IdFactory
-from tests.bus.cut_redis import Cut, cut_client
+from tests.bus.cut_redis import Cut, CutConnection, cut_client
 
 # MULTI, XADD audit, XADD audit, HSET state, HINCRBY counter, SET marker, XACK, HDEL tries, EXEC
 N_COMMANDS = 9
@@ -172,3 +172,32 @@ async def test_handling_that_wrote_nothing_is_not_repeated_when_its_ack_fails(cu
     await cons.poll(handler)
     assert seen == [e.id for e in evs]
     assert (await client.xpending(keys.stream("control"), "g1"))["pending"] == 0
+
+
+async def test_the_desk_client_never_resends_an_applied_transaction(redis_url, keys, sim_clock):
+    """A client that retried a MULTI/EXEC after a lost reply would apply it twice (duplicate events,
+    a counter moved twice). The client the desk connects with (``core.bus.connection``) must
+    surface the error instead and leave the retry to the consumer, which finds the marker."""
+    from core.bus.connection import connect
+
+    handle = await connect(redis_url, fallback=False)
+    client = handle.client
+    c = Cut()
+    pool = client.connection_pool
+    await pool.disconnect()
+    pool.reset()  # drop the connection made by connect()'s ping: new ones are cut-able
+    pool.connection_class = CutConnection
+    pool.connection_kwargs["cut"] = c
+    try:
+        bus = Bus(client, keys, sim_clock, IdFactory(seed=9))
+        tx = bus.tx()
+        tx.emit(AuditEvent, correlation_id="c", actor="t", action="once")
+        tx.pipe.hincrby(keys.hash("counter"), "n", 1)
+        c.arm(keep=0, after_exec=True)
+        with pytest.raises(Exception, match="injected"):
+            await tx.commit()
+        assert c.cuts == 1
+        assert await client.xlen(keys.stream("audit")) == 1
+        assert await client.hget(keys.hash("counter"), "n") == "1"
+    finally:
+        await client.aclose()
