@@ -21,7 +21,10 @@ from core.bus.events import ApprovalEvent, OptionQuoteEvent, decode
 from core.bus.ids import IdFactory
 from core.clock.calendar import NyseCalendar
 from core.clock.clock import SimClock
-from core.domain.signal import Signal
+from core.domain.contract import OptionContract, Right
+from core.domain.signal import Side, Signal
+from core.execution.broker import Broker, BrokerEvent, BrokerEventKind
+from core.execution.orders import OrderPurpose, OrderRequest, OrderState, OrderStatus
 from core.execution.paper import PaperBrokerState
 from core.execution.service import ExecutionService
 from core.positions.service import PositionService
@@ -201,3 +204,68 @@ async def test_failed_commit_of_the_position_opening_is_retried_without_double_c
     assert held == [(A, 4)]
     restarted = PositionService(make_context(bus))
     assert [(p.contract.key, p.qty_open) for p in await restarted._open_positions()] == [(A, 4)]
+
+
+class LiveLikeBroker(Broker):
+    """What a live broker (the IBKR adapter) does that matters here: a reprice goes to the market
+    when ``on_quote`` is called and is returned once (a second call finds it done); drained and
+    given-back events wait on its push queue. It persists itself (no state for the service)."""
+
+    name = "livelike"
+
+    def __init__(self, order: OrderState) -> None:
+        self.order_state = order
+        self.repriced = False
+        self.queue: list[BrokerEvent] = []
+
+    async def on_quote(self, contract_key, bid, ask, bid_size, ask_size, now) -> list[BrokerEvent]:
+        if self.repriced or contract_key != self.order_state.contract_key:
+            return []
+        self.repriced = True  # the modification is at the market now, whatever happens to our commit
+        o = self.order_state
+        old, o.limit = o.limit, 1.05
+        return [BrokerEvent(kind=BrokerEventKind.REPRICED, ts=now, order_id=o.order_id,
+                            correlation_id=o.correlation_id, contract_key=o.contract_key,
+                            order=o.model_copy(deep=True), old_limit=old, new_limit=1.05)]
+
+    def drain_events(self) -> list[BrokerEvent]:
+        out, self.queue = self.queue, []
+        return out
+
+    def requeue(self, events: list[BrokerEvent]) -> None:
+        self.queue[:0] = events
+
+    async def place(self, order):
+        raise AssertionError("not used")
+
+    async def cancel(self, order_id, now=None):
+        raise AssertionError("not used")
+
+    async def open_orders(self):
+        return [self.order_state]
+
+    async def positions(self):
+        return []
+
+
+async def test_a_live_brokers_returned_reprice_is_published_once_after_a_failed_commit(cut_bus):
+    bus, cut = cut_bus
+    now = bus.clock.now()
+    contract = OptionContract(symbol="SPY", expiry=EXPIRY, strike=590, right=Right.CALL)
+    req = OrderRequest(order_id="ent-live", correlation_id="sig-live", contract=contract, side=Side.BUY, qty=1,
+                       purpose=OrderPurpose.ENTRY, created_ts=now)
+    st = OrderState(order_id="ent-live", correlation_id="sig-live", request=req, status=OrderStatus.WORKING,
+                    limit=1.02, placed_ts=now, last_priced_ts=now, updated_ts=now)
+    desk = Desk(bus)
+    broker = LiveLikeBroker(st)
+    desk.execution.broker = broker
+    await desk.start()
+    cut.arm(keep=2)
+    await desk.send(desk.quote(A, 1.00, 1.10))
+    assert cut.cuts == 1 and await desk.stream("orders") == []
+    assert [e.kind for e in broker.queue] == [BrokerEventKind.REPRICED]  # given back, not lost
+    bus.clock.advance(1)
+    await desk.settle()  # the retried quote: the broker returns nothing new, the given-back reprice goes out
+    orders = [e for e in await desk.stream("orders") if e.order_id == "ent-live"]
+    assert [(e.status, e.limit) for e in orders] == [("working", 1.05)]
+    assert broker.queue == []
