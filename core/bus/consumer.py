@@ -89,7 +89,7 @@ class Consumer:
                     break
         return n
 
-    async def _read(self, handler: Handler, key: str, from_id: str) -> int:
+    async def _read(self, handler: Handler, key: str, from_id: str, seen: set[str] | None = None) -> int:
         """Re-read this consumer's own pending entries after ``from_id`` (cursor-paged)."""
         n = 0
         cursor = from_id
@@ -98,8 +98,21 @@ class Consumer:
             entries = resp[0][1] if resp else []
             if not entries:
                 return n
+            if seen is not None:
+                seen.update(i for i, _ in entries)
             n += await self._batch(handler, key, entries)
             cursor = entries[-1][0]
+
+    async def _reread_pending(self, handler: Handler, key: str) -> int:
+        """Own pending entries again (retries due, or a poll that failed part-way). A scheduled
+        retry whose entry is no longer pending here (its commit was applied though the reply was
+        lost, or another consumer claimed it) is dropped with its tries count."""
+        seen: set[str] = set()
+        n = await self._read(handler, key, "0", seen)
+        gone = self.retries.forget_missing(key, seen)
+        if gone:
+            await self.bus.redis.hdel(self.bus.keys.tries(self.group), *gone)
+        return n
 
     async def poll(self, handler: Handler, block_ms: int | None = None) -> int:
         """Handle what is available now (or wait up to ``block_ms``, less when a retry falls due
@@ -124,7 +137,7 @@ class Consumer:
         self._reread = False
         for key in self.stream_keys:
             if key in again:
-                n += await self._read(handler, key, "0")
+                n += await self._reread_pending(handler, key)
         nxt = self.retries.next_ms()
         if block_ms and nxt is not None:
             block_ms = max(1, min(block_ms, nxt - self.bus.clock.ms()))
@@ -169,11 +182,13 @@ class Consumer:
             hits = await self.bus.redis.mget([self.bus.keys.done(self.group, i) for i in ids])
             done = {i for i, hit in zip(ids, hits, strict=True) if hit is not None}
         ack: list[str] = []
+        retried: list[str] = []  # acked here after failed attempts: their tries count goes too
         try:
             for (entry_id, fields), item in zip(entries, decoded, strict=True):
                 if item is None or (isinstance(item, Event) and item.id in done):
                     ack.append(entry_id)
-                    self.retries.done(key, entry_id)
+                    if self.retries.done(key, entry_id):
+                        retried.append(entry_id)
                     continue
                 outcome = await self._one(handler, key, entry_id, fields, item)
                 if outcome == _UNSURE:
@@ -183,10 +198,14 @@ class Consumer:
                     break
                 if outcome == _EMPTY:
                     ack.append(entry_id)
+                    if self.retries.done(key, entry_id):
+                        retried.append(entry_id)
                 if outcome in (_EMPTY, _COMMITTED) and isinstance(item, Event):
                     done.add(item.id)  # the same event twice in one batch
             if ack:
                 await self.bus.redis.xack(key, self.group, *ack)
+            if retried:
+                await self.bus.redis.hdel(self.bus.keys.tries(self.group), *retried)
         except BaseException:
             # a handling that wrote nothing may still have moved the handler's memory (a flow
             # window, a quote): it must not run twice, so only its ack is tried again
@@ -232,14 +251,13 @@ class Consumer:
         if tx.empty:
             await tx.run_after_commit()
             metrics.LATENCY.labels(self.group).observe(time.perf_counter() - started)
-            self.retries.done(key, entry_id)  # acked by the caller; a leftover tries count is harmless
-            return _EMPTY
+            return _EMPTY  # the caller acks it (and clears its retry)
         tx.pipe.set(done_key, "1", ex=self.processed_ttl_s)
         tx.pipe.xack(key, self.group, entry_id)
         tx.pipe.hdel(self.bus.keys.tries(self.group), entry_id)  # a count left by an earlier process too
         try:
             await tx.commit()
-        except Exception as exc:  # noqa: BLE001 - MULTI/EXEC wrote nothing: the entry stays pending
+        except Exception as exc:  # noqa: BLE001 - all or nothing was written; pending either way
             await self._failed(key, entry_id, fields, event, exc, "commit")
             return _UNSURE
         self.retries.done(key, entry_id)

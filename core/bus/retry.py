@@ -40,6 +40,13 @@ class RetrySchedule:
         self._tries.pop((key, entry_id), None)
         return self._due.pop((key, entry_id), None) is not None
 
+    def forget_missing(self, key: str, pending: set[str]) -> list[str]:
+        """Drop the schedules of ``key``'s entries not in ``pending`` (no longer this consumer's)."""
+        gone = sorted(i for k, i in self._due if k == key and i not in pending)
+        for i in gone:
+            self.done(key, i)
+        return gone
+
     def waiting(self, key: str, entry_id: str, now_ms: int) -> bool:
         """True while a scheduled retry of this entry is not due yet (unscheduled entries are due)."""
         at = self._due.get((key, entry_id))

@@ -128,6 +128,8 @@ async def test_commit_applied_but_reply_lost_is_not_applied_again(cut, redis_cli
     audit, counter, _ = await _outputs(redis_client, keys)
     assert audit == ["first", "second"] and counter == "1"
     assert (await redis_client.xpending(keys.stream("control"), "g1"))["pending"] == 0
+    assert await redis_client.hlen(keys.tries("g1")) == 0  # the failed attempt's count goes with the ack
+    assert not cons.needs_poll and cons.next_retry_ms() is None  # no retry left behind to spin on
 
 
 @pytest.mark.parametrize("keep", [2, 3])
