@@ -65,6 +65,10 @@ HANDLING_WAIT_S = 10.0  # a push flush waits this long for the handling in fligh
 MAX_CHASE = 1.05  # an entry is never repriced above 105% of the signal's limit
 
 
+class BrokerBusy(RuntimeError):
+    """The broker stayed held by another handling longer than ``HANDLING_WAIT_S``."""
+
+
 class ExecutionService(Service):
     name = "execution"
     streams = ("approvals", "order_requests", "option_quotes", "control")
@@ -110,9 +114,9 @@ class ExecutionService(Service):
         it publishes); the flush waits for it (``HANDLING_WAIT_S`` at most, then logs and asks
         to be woken again: it never publishes beside a handling in flight)."""
         try:
-            await asyncio.wait_for(self._book.acquire(), HANDLING_WAIT_S)
-        except TimeoutError:
-            self.log.error("a handling has held the broker for %.0f s: pushed events wait", HANDLING_WAIT_S)
+            await self._take_book()
+        except BrokerBusy as exc:
+            self.log.error("%s: pushed events wait", exc)
             self.wake()
             return
         try:
@@ -120,9 +124,24 @@ class ExecutionService(Service):
         finally:
             self._book.release()
 
+    async def _take_book(self) -> None:
+        """Hold the broker for one handling / tick / flush. Free: taken at once (no yield, so the
+        lock-step runner's order is unchanged). Held: wait ``HANDLING_WAIT_S`` at most, then
+        :class:`BrokerBusy` (the work is retried) rather than hang on a handling never finished."""
+        if not self._book.locked():
+            await self._book.acquire()
+            return
+        try:
+            await asyncio.wait_for(self._book.acquire(), HANDLING_WAIT_S)
+        except TimeoutError:
+            raise BrokerBusy(f"the broker has been held by one handling for over {HANDLING_WAIT_S:.0f} s") from None
+
     async def _flush_pushed(self) -> bool:
-        async with self._book:
+        await self._take_book()
+        try:
             return await self._flush_locked()
+        finally:
+            self._book.release()
 
     async def _flush_locked(self) -> bool:
         await self._resync()
@@ -162,7 +181,7 @@ class ExecutionService(Service):
 
     # ------------------------------------------------------------------ events
     async def handle(self, event: Event, tx: Tx) -> None:
-        await self._book.acquire()
+        await self._take_book()
         tx.after_commit.insert(0, self._book.release)  # first: nothing after the commit can keep it
         try:
             await self._resync()
@@ -312,7 +331,8 @@ class ExecutionService(Service):
 
     # ------------------------------------------------------------------ timers
     async def on_timer(self, now: datetime) -> None:
-        async with self._book:
+        await self._take_book()
+        try:
             await self._resync()
             tx = self.bus.tx()
             try:
@@ -320,6 +340,8 @@ class ExecutionService(Service):
             except BaseException:
                 self._rollback(tx)
                 raise
+        finally:
+            self._book.release()
 
     async def _timer_tx(self, now: datetime, tx: Tx) -> None:
         pushed = self.broker.drain_events()

@@ -10,6 +10,7 @@ fill is published twice.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import date, time
 
 import pytest
@@ -269,3 +270,36 @@ async def test_a_live_brokers_returned_reprice_is_published_once_after_a_failed_
     orders = [e for e in await desk.stream("orders") if e.order_id == "ent-live"]
     assert [(e.status, e.limit) for e in orders] == [("working", 1.05)]
     assert broker.queue == []
+
+
+async def test_a_handling_in_flight_holds_the_broker_until_its_commit(cut_bus):
+    """Live mode runs the consumer, the timer and pushes concurrently: while one handling is
+    between its start and its commit, another waits, and if that commit fails it starts from the
+    rebuilt book (else it would persist the uncommitted fill)."""
+    bus, cut = cut_bus
+    desk = Desk(bus)
+    await _working_entry(desk)
+    await desk.send(desk.approval(B))  # waits for B's first quote
+    svc = desk.execution
+    bus.clock.advance(10)
+    tx_a = bus.tx()
+    await svc.handle(desk.quote(A, 0.98, 1.02), tx_a)  # filled in memory; not committed yet
+    assert svc.broker.held_qty(A) == 4
+
+    async def handle_b() -> None:
+        tx_b = bus.tx()
+        await svc.handle(desk.quote(B, 1.00, 1.04), tx_b)
+        await tx_b.commit()
+
+    other = asyncio.create_task(handle_b())
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert not other.done()  # waiting for A's handling to commit or fail
+    cut.arm(keep=2)
+    with pytest.raises(Exception, match="injected"):
+        await tx_a.commit()
+    await other
+    persisted = await desk.persisted()
+    assert book(svc.broker.snapshot()) == book(persisted)
+    assert svc.broker.held_qty(A) == 0 and not any(p.qty for p in persisted.positions.values())
+    assert sorted(o.status.value for o in persisted.orders.values()) == ["working", "working"]
