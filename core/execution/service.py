@@ -61,7 +61,7 @@ from core.runtime import metrics
 from core.runtime.service import Context, Service
 
 ENTRY_QUOTE_WAIT_S = 60
-HANDLING_WAIT_S = 10.0  # a push flush waits this long for the handling in flight, then logs and tries again
+HANDLING_WAIT_S = 10.0  # longest wait for the handling in flight to commit (then BrokerBusy: tried again)
 MAX_CHASE = 1.05  # an entry is never repriced above 105% of the signal's limit
 
 
