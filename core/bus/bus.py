@@ -75,6 +75,7 @@ class Tx:
         self._streams: set[str] = set()
         self.after_commit: list[Callable[[], Any]] = []
         self.on_failure: list[Callable[[], Any]] = []  # run (sync) when the MULTI/EXEC itself fails
+        self.scratch: dict[str, Any] = {}  # the handler's notes on this handling (e.g. what to undo on failure)
 
     def publish(self, event: Event) -> Event:
         key = self.bus.stream_key(event)

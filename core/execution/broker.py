@@ -16,7 +16,8 @@ The execution service owns one ``Broker`` and talks to nothing else:
 * Persistence hooks: :meth:`Broker.dump_state` / :meth:`Broker.load_state` - the service
   keeps what they return in Redis with its outputs (the paper book); a broker that
   persists on its own (IBKR keeps its order map in Redis before IB acknowledges) returns
-  ``None``.
+  ``None``. When a transaction fails, :meth:`Broker.rebuild` (back to the last committed
+  state) and :meth:`Broker.rollback` (events handed out but not published) undo it.
 
 Every adapter must run :func:`core.execution.guard.check_order` inside ``place`` before
 anything reaches a market.
@@ -142,6 +143,18 @@ class Broker(ABC):
 
     def load_state(self, raw: str) -> None:
         """Restore what :meth:`dump_state` returned."""
+
+    def rebuild(self, raw: str | None) -> None:
+        """A handling's transaction failed: go back to the state last committed, ``raw`` (what
+        :meth:`dump_state` gave to the last transaction that committed; None = none yet). A
+        broker that persists itself has nothing to rebuild."""
+
+    def rollback(self, events: list[BrokerEvent]) -> None:
+        """``events`` (drained from the push channel or returned by ``on_quote`` / ``on_timer``)
+        were put on a transaction that failed. A broker whose events are facts at the broker
+        (a live one) gets them back to publish with the next attempt: :meth:`requeue`. A broker
+        rebuilt by :meth:`rebuild` re-creates them when the event is retried (override)."""
+        self.requeue(events)
 
     def record_published(self, pipe: Any, events: list[BrokerEvent]) -> None:
         """Queue on ``pipe`` (the service's transaction, committed atomically with the published

@@ -122,6 +122,22 @@ class PaperBroker(Broker):
         self._s = PaperBrokerState.model_validate_json(raw)
         self._policy = OrderPolicy(self._s.config)
 
+    def rebuild(self, raw: str | None) -> None:
+        """Back to the book last committed (``raw``; None: nothing committed yet, an empty book).
+        The quotes seen since are kept: they are what the market showed, not outputs of the
+        failed handling, and an exit placed next must not be refused for a quote it has."""
+        quotes, bad = self._s.quotes, self._s.bad_quotes
+        if raw:
+            self.load_state(raw)
+        else:
+            self._s = PaperBrokerState(config=self._s.config)
+            self._policy = OrderPolicy(self._s.config)
+        self._s.quotes = {**self._s.quotes, **quotes}
+        self._s.bad_quotes = max(bad, self._s.bad_quotes)
+
+    def rollback(self, events: list[BrokerEvent]) -> None:
+        """Nothing to give back: :meth:`rebuild` undoes them and the retried event re-creates them."""
+
     def order(self, order_id: str) -> OrderState:
         return self._s.orders[order_id].model_copy(deep=True)
 

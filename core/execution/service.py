@@ -22,6 +22,14 @@ The service talks only to the :class:`core.execution.broker.Broker` interface; t
 broker is chosen by ``execution.broker`` (``core.execution.brokers.make_broker``:
 ``paper``, or ``ibkr``). A live broker pushes fills, cancels and rejects as they happen:
 it wakes the service (``on_wake``), which publishes them at once.
+
+State moves only with its commit: one handling, timer tick or push flush at a time holds the
+broker (``_book`` lock) from its start to its commit. If the handler or the commit fails, the
+broker is rebuilt from what Redis holds (the paper book from its state key, keeping the quotes
+seen) before its next use, the pending-entry copy is re-read, and a live broker gets back the
+events it had handed out (``Broker.rollback``) to publish them again; the failed event itself
+is retried by the consumer. So a failed MULTI/EXEC never leaves a fill in memory that nothing
+published or persisted.
 """
 
 from __future__ import annotations
@@ -64,7 +72,11 @@ from core.runtime.service import Context, Service
 from core.state.account import load_risk_state
 
 ENTRY_QUOTE_WAIT_S = 60
-HANDLING_WAIT_S = 10.0  # a pushed event waits at most this long for the handling in flight to commit
+HANDLING_WAIT_S = 10.0  # longest wait for the handling in flight to commit (then BrokerBusy: tried again)
+
+
+class BrokerBusy(RuntimeError):
+    """The broker stayed held by another handling longer than ``HANDLING_WAIT_S``."""
 
 
 class ExecutionService(Service):
@@ -81,8 +93,9 @@ class ExecutionService(Service):
         # order_id -> contract key of entries waiting for a quote; this service alone writes the
         # hash, so the copy spares a Redis read per quote (dropped and re-read after a failure)
         self._pending: dict[str, str] | None = None
-        self._handling_since: float | None = None  # loop time a handling began; None once it committed
         self._limits = RiskLimits.from_settings(self.settings)  # the overseer's hard-rule limits
+        self._book = asyncio.Lock()  # held by one handling / timer tick / flush from its start to its commit
+        self._stale = False  # a commit or handler failed: rebuild the broker from Redis before its next use
 
     async def _pending_map(self) -> dict[str, str]:
         if self._pending is None:
@@ -95,6 +108,7 @@ class ExecutionService(Service):
         raw = await self.redis.get(self._state_key)
         if raw:
             self.broker.load_state(raw)
+        self._stale = False
         self.broker.set_wakeup(self.wake)
         await self.broker.start()
         await self.redis.hset(self.keys.hash("broker"), mapping=self.broker.describe())
@@ -108,34 +122,80 @@ class ExecutionService(Service):
     async def on_wake(self, now: datetime) -> None:
         """The broker pushed events (fills, cancels, rejects): publish them now. While a handling
         is between its start and its commit, its own transaction takes them (in order after what
-        it publishes); this waits for it (``HANDLING_WAIT_S`` at most: a guard, since both a
-        commit and a failed one end the wait)."""
-        loop = asyncio.get_running_loop()
-        if self._handling_since is not None and loop.time() - self._handling_since < HANDLING_WAIT_S:
-            await asyncio.sleep(0.02)
+        it publishes); the flush waits for it (``HANDLING_WAIT_S`` at most, then logs and asks
+        to be woken again: it never publishes beside a handling in flight)."""
+        try:
+            await self._take_book()
+        except BrokerBusy as exc:
+            self.log.error("%s: pushed events wait", exc)
             self.wake()
             return
-        await self._flush_pushed()
+        try:
+            await self._flush_locked()
+        finally:
+            self._book.release()
+
+    async def _take_book(self) -> None:
+        """Hold the broker for one handling / tick / flush. Free: taken at once (no yield, so the
+        lock-step runner's order is unchanged). Held: wait ``HANDLING_WAIT_S`` at most, then
+        :class:`BrokerBusy` (the work is retried) rather than hang on a handling never finished."""
+        if not self._book.locked():
+            await self._book.acquire()
+            return
+        try:
+            await asyncio.wait_for(self._book.acquire(), HANDLING_WAIT_S)
+        except TimeoutError:
+            raise BrokerBusy(f"the broker has been held by one handling for over {HANDLING_WAIT_S:.0f} s") from None
 
     async def _flush_pushed(self) -> bool:
+        await self._take_book()
+        try:
+            return await self._flush_locked()
+        finally:
+            self._book.release()
+
+    async def _flush_locked(self) -> bool:
+        await self._resync()
         events = self.broker.drain_events()
         if not events:
             return False
         tx = self.bus.tx()
-        self._publish_pushed(tx, events)
         try:
+            self._publish_pushed(tx, events)
             await tx.commit()
         except BaseException:
-            self.broker.requeue(events)  # not published: they go out with the next attempt
+            self._rollback(tx)  # not published: they go out with the next attempt
             raise
         return True
 
+    async def _resync(self) -> None:
+        """After a failed handling or commit: the broker back to what Redis holds (the last commit)."""
+        if self._stale:
+            self.broker.rebuild(await self.redis.get(self._state_key))
+            self._stale = False
+            self.log.warning("broker state rebuilt from Redis after a failed handling or commit")
+
+    def _rollback(self, tx: Tx) -> None:
+        """``tx`` will never commit: what it did to memory is undone before the next handling.
+        Events drained from the push channel go back to it; events the broker returned are
+        given back to it (a live broker requeues them, the paper book re-creates them)."""
+        self._stale = True
+        self._pending = None
+        pushed = tx.scratch.pop("pushed", [])
+        drained = {id(e) for e in pushed}
+        self.broker.requeue(pushed)
+        self.broker.rollback([e for e in tx.scratch.pop("broker_events", []) if id(e) not in drained])
+
+    @staticmethod
+    def _note_pushed(tx: Tx, events: list[BrokerEvent]) -> None:
+        tx.scratch.setdefault("pushed", []).extend(events)
+
     # ------------------------------------------------------------------ events
     async def handle(self, event: Event, tx: Tx) -> None:
-        self._handling_since = asyncio.get_running_loop().time()
-        tx.after_commit.append(self._handled)
-        pushed: list[BrokerEvent] = []
+        await self._take_book()
+        tx.after_commit.insert(0, self._book.release)  # first: nothing after the commit can keep it
         try:
+            await self._resync()
             await self._dispatch(event, tx)
             # what the broker pushed meanwhile (an acknowledgement, an instant fill) commits with
             # this handling, after its own events: a fill is never published before its order
@@ -143,19 +203,24 @@ class ExecutionService(Service):
             if pushed:
                 self._publish_pushed(tx, pushed)
         except BaseException:
-            self._pending = None
-            self.broker.requeue(pushed)
-            self._handled()
+            tx.after_commit.remove(self._book.release)
+            try:
+                self._rollback(tx)
+            finally:
+                self._book.release()
             raise
-        if pushed:
-            tx.on_failure.append(lambda: self.broker.requeue(pushed))  # not lost with a failed commit
-        tx.on_failure.append(self._handled)
+        tx.on_failure.append(lambda: self._failed_commit(tx))
 
-    def _handled(self) -> None:
-        self._handling_since = None
+    def _failed_commit(self, tx: Tx) -> None:
+        try:
+            self._rollback(tx)
+        finally:
+            if self._book.locked():
+                self._book.release()
 
     def _publish_pushed(self, tx: Tx, events: list[BrokerEvent]) -> None:
         """Pushed broker events on ``tx`` with the broker's published-marks and its state."""
+        self._note_pushed(tx, events)
         self._publish(tx, events)
         self.broker.record_published(tx.pipe, events)
         self._persist(tx)
@@ -343,9 +408,23 @@ class ExecutionService(Service):
 
     # ------------------------------------------------------------------ timers
     async def on_timer(self, now: datetime) -> None:
-        tx = self.bus.tx()
+        await self._take_book()
+        try:
+            await self._resync()
+            tx = self.bus.tx()
+            try:
+                await self._timer_tx(now, tx)
+            except BaseException:
+                self._rollback(tx)
+                raise
+        finally:
+            self._book.release()
+
+    async def _timer_tx(self, now: datetime, tx: Tx) -> None:
         pushed = self.broker.drain_events()
-        self._publish(tx, pushed + await self.broker.on_timer(now))
+        self._note_pushed(tx, pushed)
+        self._publish(tx, pushed)
+        self._publish(tx, await self.broker.on_timer(now))
         self.broker.record_published(tx.pipe, pushed)
         now_ms = int(now.timestamp() * 1000)
         waiting = await self._pending_map()
@@ -360,11 +439,11 @@ class ExecutionService(Service):
                                    Reason.STALE_DATA.value)
         if tx.events or len(tx.pipe.command_stack):
             self._persist(tx)
-            tx.on_failure.append(lambda: self.broker.requeue(pushed))
             await tx.commit()
 
     # ------------------------------------------------------------------ output
     def _publish(self, tx: Tx, events: list[BrokerEvent]) -> None:
+        tx.scratch.setdefault("broker_events", []).extend(events)  # given back if ``tx`` fails
         for be in events:
             o = be.order
             if o is None:

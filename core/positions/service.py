@@ -116,8 +116,13 @@ class PositionService(Service):
         try:
             await self._dispatch(event, tx)
         except BaseException:
-            self._cache = self._acct = None  # the tx will not commit: forget what this handling changed
+            self._forget()
             raise
+        tx.on_failure.append(self._forget)  # a failed commit too: the retry must start from Redis
+
+    def _forget(self) -> None:
+        """The tx will not commit: forget what this handling changed (re-read from Redis next time)."""
+        self._cache = self._acct = None
 
     async def _dispatch(self, event: Event, tx: Tx) -> None:
         if isinstance(event, FillEvent):

@@ -101,6 +101,17 @@ class SymbolHistory:
         self._trim()
         return True
 
+    def holds(self, snapshot_id: str) -> bool:
+        return snapshot_id in self._ids
+
+    def discard(self, snapshot_id: str) -> None:
+        """Take a snapshot's point out again (its handling failed and will be retried)."""
+        if snapshot_id in self._ids:
+            i = next(i for i, (_ts, sid) in enumerate(self._keys) if sid == snapshot_id)
+            del self._keys[i]
+            del self._points[i]
+            self._ids.discard(snapshot_id)
+
     def _trim(self) -> None:
         newest = self._keys[-1][0] if self._keys else 0
         drop = 0

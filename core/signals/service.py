@@ -251,7 +251,18 @@ class SignalService(Service):
     async def handle(self, event: Event, tx: Tx) -> None:
         if not isinstance(event, AnalyticsEvent):
             return
-        await self.process(event)
+        # a failed handling is retried: it must see the memory it saw the first time (hysteresis,
+        # smoothing, history without its own point), so what it changed is put back
+        previous, ema = dict(self.previous), dict(self._ema)
+        history = self.history.get(event.symbol)
+        held = history.holds(event.snapshot_id)
+        try:
+            await self.process(event)
+        except BaseException:
+            self.previous, self._ema = previous, ema
+            if not held:
+                history.discard(event.snapshot_id)
+            raise
 
     async def process(self, ev: AnalyticsEvent) -> list[tuple[Candidate, DedupeResult | None]]:
         """Run the strategies on one snapshot; returns (candidate, dedupe result or None)."""

@@ -7,7 +7,7 @@ import pytest
 
 from core.bus.bus import Tx
 from core.bus.consumer import Consumer
-from core.bus.events import AuditEvent, ControlEvent, Event, decode, encode, BadEvent
+from core.bus.events import AuditEvent, BadEvent, ControlEvent, Event, decode, encode
 
 
 async def test_publish_and_consume_acks(bus, redis_client, keys):
@@ -97,7 +97,7 @@ async def test_redelivery_of_handled_event_is_idempotent(bus, redis_client, keys
     assert len(await redis_client.xrange(keys.stream("audit"))) == 1
 
 
-async def test_failed_handler_rolls_back_and_retries_then_dead_letters(bus, redis_client, keys):
+async def test_failed_handler_rolls_back_and_retries_then_dead_letters(bus, redis_client, keys, sim_clock):
     attempts: list[int] = []
 
     async def handler(e: Event, tx: Tx) -> None:
@@ -105,17 +105,31 @@ async def test_failed_handler_rolls_back_and_retries_then_dead_letters(bus, redi
         attempts.append(1)
         raise RuntimeError("boom")
 
-    cons = Consumer(bus, "g1", ["control"], max_deliveries=3)
+    cons = Consumer(bus, "g1", ["control"], max_deliveries=3, retry_base_ms=1000)
     await cons.ensure_groups()
-    await bus.publish(bus.make(ControlEvent, action="halt", by="t"))
-    for _ in range(5):
-        await cons.poll(handler)
+    ev = bus.make(ControlEvent, action="halt", by="t")
+    await bus.publish(ev)
+    await cons.poll(handler)
+    assert len(attempts) == 1 and cons.next_retry_ms() == sim_clock.ms() + 1000
+    await cons.poll(handler)
+    assert len(attempts) == 1 and not cons.needs_poll  # backing off: not before its time
+    assert await redis_client.hget(keys.tries("g1"), (await redis_client.xrange(keys.stream("control")))[0][0]) == "1"
+    for _ in range(4):
+        sim_clock.advance(10)
+        assert cons.needs_poll or len(attempts) == 3
+        await cons.poll(handler)  # retried by the running consumer: no restart
     assert len(attempts) == 3
     assert await redis_client.xrange(keys.stream("audit")) == []  # nothing half-written
     dlq = await redis_client.xrange(keys.dlq("g1"))
-    assert len(dlq) == 1 and "boom" in dlq[0][1]["error"]
+    assert len(dlq) == 1 and "boom" in dlq[0][1]["error"] and dlq[0][1]["tries"] == "3"
     assert await redis_client.sismember(keys.dlq_index(), "g1")  # watchers find it without SCAN
     assert (await redis_client.xpending(keys.stream("control"), "g1"))["pending"] == 0
+    assert await redis_client.hlen(keys.tries("g1")) == 0
+    alerts = [decode(f) for _, f in await redis_client.xrange(keys.stream("alerts"))]
+    assert len(alerts) == 1
+    a = alerts[0]
+    assert (a.code, a.severity, a.state, a.subject) == ("DEAD_LETTER", "WARNING", "raised", "g1")
+    assert "control" in a.message and "RuntimeError: boom" in a.message and ev.correlation_id in a.explanation
 
 
 @pytest.mark.parametrize("fields", [
