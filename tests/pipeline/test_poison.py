@@ -53,6 +53,13 @@ async def test_poison_approvals_and_exits_do_not_block_the_genuine_trade(sim_bus
     await sim_bus.redis.xadd(sim_bus.keys.stream("order_requests"), _poisoned(req, qty=-5))
     await desk.send(req.model_copy(update={"id": sim_bus.new_id(), "expiry": "2026-02-30"}))
 
+    # bad shared records the position manager reads: another position's record, an account figure,
+    # the reference snapshot of the symbol
+    await sim_bus.redis.hset(sim_bus.keys.hash("positions"), "pos-garbage", "{not json")
+    await sim_bus.redis.hset(sim_bus.keys.hash("positions"), "pos-nan", json.dumps({"position": {"avg_entry": "NaN"}}))
+    await sim_bus.redis.hset(sim_bus.keys.hash("account"), "realized_today", "nan")
+    await sim_bus.redis.set(sim_bus.keys.snapshot("reference", "SPY"), json.dumps({"next_earnings": "soon"}))
+
     # nothing poisonous was stored for the contract
     assert await sim_bus.redis.hgetall(sim_bus.keys.hash("pending_entries")) == {}
     assert await sim_bus.redis.hget(sim_bus.keys.hash("watch"), KEY) is None
@@ -76,10 +83,13 @@ async def test_poison_approvals_and_exits_do_not_block_the_genuine_trade(sim_bus
     assert len(dlq) == 5 and all(f["error"].startswith("malformed:") for f in dlq)
     poison_ids = {p.id for p in poisons} | {req.id}
     assert {json.loads(f["f_d"])["id"] for f in dlq} == poison_ids
-    cons = {svc.name: c for svc, c in desk.runner.consumers}["execution"]
-    assert (cons.rejected, cons.failed) == (5, 0)
+    consumers = {svc.name: c for svc, c in desk.runner.consumers}
+    assert (consumers["execution"].rejected, consumers["execution"].failed) == (5, 0)
     assert await sim_bus.redis.hgetall(sim_bus.keys.tries("execution")) == {}
     assert await _dead_letters(sim_bus, "positions") == []
+    assert (consumers["positions"].rejected, consumers["positions"].failed) == (0, 0)
+    acct = await sim_bus.redis.hgetall(sim_bus.keys.hash("account"))
+    assert float(acct["realized_today"]) == positions[-1].realized_pnl  # the bad figure fell back to 0
 
 
 async def test_poison_card_is_refused_to_the_admin_and_closed(sim_bus, ctx_for):
