@@ -38,6 +38,13 @@ async def _dead_letters(bus, group: str) -> list[dict]:
 
 async def test_poison_approvals_and_exits_do_not_block_the_genuine_trade(sim_bus, ctx_for):
     sim_bus.clock.set(at(time(10, 0)))
+    # bad shared records the position manager reads, there before it first reads them: another
+    # position's record, an account figure, the reference snapshot of the symbol
+    await sim_bus.redis.hset(sim_bus.keys.hash("positions"), "pos-garbage", "{not json")
+    await sim_bus.redis.hset(sim_bus.keys.hash("positions"), "pos-nan", json.dumps({"position": {"avg_entry": "NaN"}}))
+    await sim_bus.redis.hset(sim_bus.keys.hash("account"), mapping={"day": EXPIRY.isoformat(), "realized_today": "nan"})
+    await sim_bus.redis.set(sim_bus.keys.snapshot("reference", "SPY"), json.dumps({"next_earnings": "soon"}))
+
     desk = Desk(sim_bus, ctx_for())
     await desk.start()
     stream_key = sim_bus.keys.stream("approvals")
@@ -52,13 +59,6 @@ async def test_poison_approvals_and_exits_do_not_block_the_genuine_trade(sim_bus
                        symbol="SPY", expiry=EXPIRY.isoformat(), strike=590.0, right="C", qty=2)
     await sim_bus.redis.xadd(sim_bus.keys.stream("order_requests"), _poisoned(req, qty=-5))
     await desk.send(req.model_copy(update={"id": sim_bus.new_id(), "expiry": "2026-02-30"}))
-
-    # bad shared records the position manager reads: another position's record, an account figure,
-    # the reference snapshot of the symbol
-    await sim_bus.redis.hset(sim_bus.keys.hash("positions"), "pos-garbage", "{not json")
-    await sim_bus.redis.hset(sim_bus.keys.hash("positions"), "pos-nan", json.dumps({"position": {"avg_entry": "NaN"}}))
-    await sim_bus.redis.hset(sim_bus.keys.hash("account"), "realized_today", "nan")
-    await sim_bus.redis.set(sim_bus.keys.snapshot("reference", "SPY"), json.dumps({"next_earnings": "soon"}))
 
     # nothing poisonous was stored for the contract
     assert await sim_bus.redis.hgetall(sim_bus.keys.hash("pending_entries")) == {}
