@@ -12,11 +12,14 @@ genuine approval that follows fills on the next quote.
 from __future__ import annotations
 
 import json
+import math
 from datetime import time
 
 from bot.approvals.claims import open_card, read_card
 from bot.approvals.decide import decide_signal
 from core.bus.events import OrderRequestEvent
+from core.risk import daily_loss_level
+from core.state.account import load_risk_state
 from tests.pipeline.conftest import at, stream
 from tests.pipeline.test_execution_positions import EXPIRY, KEY, Desk
 
@@ -114,3 +117,23 @@ async def test_poison_card_is_refused_to_the_admin_and_closed(sim_bus, ctx_for):
     audits = [e for e in await stream(sim_bus, "audit") if e.action == "card_invalid"]
     assert sorted(a.detail["item_id"] for a in audits) == ["sig:nan", "sig:neg", "sig:zero"]
     assert await sim_bus.redis.zcard(sim_bus.keys.zset("cards")) == 0
+
+
+async def test_bad_records_do_not_fail_the_risk_state_the_overseer_reads(sim_bus, ctx_for):
+    """The overseer's hard rules read positions and the account through ``core.state.account``: a
+    bad record is skipped (positions) or read as NaN so the rules fail closed (account), never raised."""
+    sim_bus.clock.set(at(time(10, 0)))
+    ctx = ctx_for()
+    good = {"symbol": "SPY", "strategy": "gamma_0dte", "right": "C", "qty_open": 2, "avg_entry": 1.5,
+            "multiplier": 100, "expiry": EXPIRY.isoformat(), "strike": 590.0}
+    await sim_bus.redis.hset(sim_bus.keys.hash("positions"), mapping={
+        "p-good": json.dumps(good), "p-garbage": "{not json", "p-list": "[1, 2]",
+        "p-qty": json.dumps({**good, "qty_open": "lots"}), "p-nan": json.dumps({**good, "avg_entry": "NaN"}),
+        "p-mult": json.dumps({**good, "multiplier": "x"})})
+    state = await load_risk_state(sim_bus.redis, sim_bus.keys, ctx.settings, sim_bus.clock.now())
+    assert [(p.symbol, p.qty, p.entry_price) for p in state.open_positions] == [("SPY", 2, 1.5)]
+    await sim_bus.redis.hset(sim_bus.keys.hash("account"), mapping={"day": EXPIRY.isoformat(),
+                                                                  "realized_today": "garbage"})
+    state = await load_risk_state(sim_bus.redis, sim_bus.keys, ctx.settings, sim_bus.clock.now())
+    assert math.isnan(state.daily_pnl)
+    assert daily_loss_level(state) == "halt"  # an unreadable day P&L fails closed
