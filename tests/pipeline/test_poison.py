@@ -17,8 +17,11 @@ from datetime import time
 
 from bot.approvals.claims import open_card, read_card
 from bot.approvals.decide import decide_signal
-from core.bus.events import OrderRequestEvent
+from core.analytics.service import AnalyticsService
+from core.bus.events import AnalyticsEvent, ChainEvent, OrderRequestEvent
+from core.market.service import MarketDataService
 from core.risk import daily_loss_level
+from core.runtime.sim_runner import SimRunner
 from core.state.account import load_risk_state
 from tests.pipeline.conftest import at, stream
 from tests.pipeline.test_execution_positions import EXPIRY, KEY, Desk
@@ -137,3 +140,24 @@ async def test_bad_records_do_not_fail_the_risk_state_the_overseer_reads(sim_bus
     state = await load_risk_state(sim_bus.redis, sim_bus.keys, ctx.settings, sim_bus.clock.now())
     assert math.isnan(state.daily_pnl)
     assert daily_loss_level(state) == "halt"  # an unreadable day P&L fails closed
+
+
+async def test_bad_quote_and_reference_snapshots_do_not_stop_analytics(sim_bus, ctx_for):
+    """Analytics reads the quote (book sizes) and reference snapshots another service wrote: a bad
+    one is ignored and counted, and the chain's snapshot is still computed."""
+    ctx = ctx_for(market={"symbols": ["SPY"]}, demo={"feed_gap_symbol": None})
+    await SimRunner([MarketDataService(ctx)], sim_bus.clock).run(at(time(9, 30)), at(time(9, 30)))
+    chain_key = sim_bus.keys.snapshot("chain", "SPY")
+    for quote, ref in (("{not json", json.dumps({"next_earnings": "soon"})),
+                       (json.dumps({"symbol": "SPY", "bid": 1, "ask": 2, "last": 1, "quote_ts": 1,
+                                    "bid_sizes": [1, "NaN"], "ask_sizes": [1, 2]}), "[1, 2]")):
+        await sim_bus.redis.set(sim_bus.keys.snapshot("quote", "SPY"), quote)
+        await sim_bus.redis.set(sim_bus.keys.snapshot("reference", "SPY"), ref)
+        ev = sim_bus.make(ChainEvent, symbol="SPY", spot=590.0, asof=sim_bus.clock.ms(), snapshot_key=chain_key,
+                          contracts=3)
+        tx = sim_bus.tx()
+        await AnalyticsService(ctx).handle(ev, tx)
+        await tx.commit()
+    snaps = [e for e in await stream(sim_bus, "analytics") if isinstance(e, AnalyticsEvent)]
+    assert len(snaps) == 2 and all(s.obi_l1 is None and s.contracts_used > 100 for s in snaps)
+    assert all("days_to_earnings" not in s.features for s in snaps)
