@@ -18,7 +18,7 @@ from datetime import time
 from bot.approvals.claims import open_card, read_card
 from bot.approvals.decide import decide_signal
 from core.analytics.service import AnalyticsService
-from core.bus.events import AnalyticsEvent, ChainEvent, OrderRequestEvent
+from core.bus.events import AnalyticsEvent, ChainEvent, FillEvent, OrderRequestEvent
 from core.market.service import MarketDataService
 from core.risk import daily_loss_level
 from core.runtime.sim_runner import SimRunner
@@ -161,3 +161,24 @@ async def test_bad_quote_and_reference_snapshots_do_not_stop_analytics(sim_bus, 
     snaps = [e for e in await stream(sim_bus, "analytics") if isinstance(e, AnalyticsEvent)]
     assert len(snaps) == 2 and all(s.obi_l1 is None and s.contracts_used > 100 for s in snaps)
     assert all("days_to_earnings" not in s.features for s in snaps)
+
+
+async def test_bad_trade_context_still_books_the_fill(sim_bus, ctx_for):
+    """The position manager reads the trade's context (written at approval): a bad one is counted
+    and the fill is booked with the default exit plan, never retried into the dead letters (which
+    would leave contracts bought that nothing tracks)."""
+    sim_bus.clock.set(at(time(10, 0)))
+    desk = Desk(sim_bus, ctx_for())
+    await desk.start()
+    good = desk.approval(qty=4).signal.model_dump(mode="json")
+    for corr, ctx in (("t-qty", {"signal": {**good, "qty": -5}}), ("t-nan", '{"risk_pct": NaN}'),
+                      ("t-junk", "{not json")):
+        await sim_bus.redis.hset(sim_bus.keys.hash("trade_ctx"), corr, ctx if isinstance(ctx, str) else json.dumps(ctx))
+        await desk.send(sim_bus.make(FillEvent, correlation_id=corr, order_id=f"ent-{corr}", fill_id=f"{corr}:1",
+                                     purpose="entry", symbol="SPY", expiry=EXPIRY.isoformat(), strike=590.0,
+                                     right="C", side="BUY", qty=2, price=1.02))
+    positions = await stream(sim_bus, "positions")
+    assert sorted((p.correlation_id, p.kind, p.qty, p.strategy) for p in positions) == [
+        ("t-junk", "entry", 2, "manual"), ("t-nan", "entry", 2, "manual"), ("t-qty", "entry", 2, "manual")]
+    consumers = {svc.name: c for svc, c in desk.runner.consumers}
+    assert consumers["positions"].failed == 0 and await _dead_letters(sim_bus, "positions") == []
