@@ -90,8 +90,14 @@ async def read_card(redis: aioredis.Redis, bus: Bus, item_id: str) -> dict[str, 
     if not h:
         return None
     out: dict[str, Any] = dict(h)
-    out["payload"] = json.loads(h.get("payload") or "{}")
-    out["expires_ms"] = int(h.get("expires_ms") or 0)
+    try:  # another service wrote it: unreadable parts are left empty for the caller to refuse
+        out["payload"] = json.loads(h.get("payload") or "{}")
+    except ValueError:
+        out["payload"] = {}
+    try:
+        out["expires_ms"] = int(h.get("expires_ms") or 0)
+    except ValueError:
+        out["expires_ms"] = 0
     return out
 
 

@@ -159,8 +159,13 @@ def _member(spec: dict[str, Any]) -> str:
 def _thread_ref(raw: str) -> ThreadRef | None:
     if not raw:
         return None
-    d = json.loads(raw)
-    return ThreadRef(root_id=d["root"], thread_id=d.get("thread"), last_id=d.get("last"))
+    try:
+        d = json.loads(raw)
+        return ThreadRef(root_id=d["root"], thread_id=d.get("thread"), last_id=d.get("last"))
+    except (ValueError, KeyError, TypeError, AttributeError):  # unreadable: the post starts a new thread
+        metrics.REJECTED.labels("distributor", "bad_thread_record").inc()
+        log.warning("thread record unreadable, posting without a thread: %r", raw[:80])
+        return None
 
 
 def _ms(dt: datetime) -> int:
@@ -352,8 +357,14 @@ class DistributorService(Service):
                     log.error("delivery %s scheduled without a record: dropped", idem)
                     await self.redis.zrem(self.k_queue, idem)
                     continue
-                spec = json.loads(raw)
-                chains.setdefault(spec["chain"], []).append((int(score), spec))
+                try:  # one unreadable record must not hold up every delivery behind it
+                    spec = json.loads(raw)
+                    chains.setdefault(spec["chain"], []).append((int(score), spec))
+                except (ValueError, KeyError, TypeError) as exc:
+                    metrics.REJECTED.labels(self.name, "bad_delivery_record").inc()
+                    log.error("delivery %s has an unreadable record (%s): dropped", idem, exc)
+                    await self.redis.zrem(self.k_queue, idem)
+                    continue
             # chains in order of their earliest due item; inside a chain, event order
             ordered = sorted(chains.items(), key=lambda kv: (min(sc for sc, _ in kv[1]), kv[0]))
             runs = [[spec for _, spec in sorted(group, key=lambda w: w[1]["seq"])] for _, group in ordered]

@@ -184,6 +184,8 @@ async def describe_claim(ctx: BotContext, res: ClaimResult, decision: str, half:
         return "expired"
     if res.status == "already":
         return f"already decided by {await ctx.names.label(res.decided_by)} ({res.state})"
+    if res.status == "invalid":  # bot.approvals.decide: the card's values cannot be traded
+        return f"refused: the card holds invalid values ({res.decided_by}); it is closed as rejected"
     return "unknown id (nothing waiting under it)"
 
 

@@ -6,12 +6,12 @@ one :class:`AnalyticsEvent` (stream ``analytics``; latest also in the
 ``analytics`` snapshot key) with GEX/DEX, walls, flip, max pain, book imbalance,
 liquidity grade and the strategy features listed in :mod:`core.analytics.features`.
 Bad chain rows are dropped and counted (``contracts_rejected``); a chain with no
-usable rows yields no snapshot, counted as a rejection.
+usable rows yields no snapshot, counted as a rejection. The quote and reference snapshots
+it reads are validated (``core.market.snapshots``): a bad one is ignored, counted, logged.
 """
 
 from __future__ import annotations
 
-import json
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import date
@@ -30,6 +30,7 @@ from core.clock.calendar import NY
 from core.market.chain import displayed_size
 from core.market.chain_codec import decode_chain
 from core.market.sim.config import DEFAULT_SPECS
+from core.market.snapshots import QuoteSnapshot, ReferenceSnapshot, read_snapshot
 from core.runtime import metrics
 from core.runtime.service import Context, Service
 
@@ -101,15 +102,14 @@ class AnalyticsService(Service):
                                 a.flip_grid_levels, width=a.flip_range_pct / 100.0,
                                 min_minutes=a.min_minutes_to_expiry)
         st = self._sym(ev.symbol)
-        quote = await self.redis.get(self.keys.snapshot("quote", ev.symbol))
+        q = read_snapshot(await self.redis.get(self.keys.snapshot("quote", ev.symbol)), QuoteSnapshot, self.name,
+                          ev.symbol)
         obi1 = obi5 = None
-        if quote:
-            q = json.loads(quote)
-            if q.get("bid_sizes") and q.get("ask_sizes"):
-                bs, asz = np.asarray(q["bid_sizes"], float), np.asarray(q["ask_sizes"], float)
-                obi1, obi5 = float(imbalance_l1(bs, asz)), float(imbalance_l5(bs, asz))
-        ref_raw = await self.redis.get(self.keys.snapshot("reference", ev.symbol))
-        ref = json.loads(ref_raw) if ref_raw else {}
+        if q and q.get("bid_sizes") and q.get("ask_sizes"):
+            bs, asz = np.asarray(q["bid_sizes"], float), np.asarray(q["ask_sizes"], float)
+            obi1, obi5 = float(imbalance_l1(bs, asz)), float(imbalance_l5(bs, asz))
+        ref = read_snapshot(await self.redis.get(self.keys.snapshot("reference", ev.symbol)), ReferenceSnapshot,
+                            self.name, ev.symbol) or {}
         today: date = now.astimezone(NY).date()
         feats = chain_features(clean, expo, now, ref, today)
         feats.update(st.flow.features(ev.ts, clean, expo))

@@ -5,6 +5,16 @@ signal -> review -> approval -> order -> fill -> position updates -> posts.
 Each event family has its own stream (``STREAM``). On the wire an entry is
 ``{"t": <type>, "d": <json of the model>}``; :func:`decode` turns it back into
 the right class and raises :class:`BadEvent` for anything malformed.
+
+Validation at the boundary (decision): every number an event carries is constrained by its
+type (``core.domain.values``): prices finite and >= 0 (> 0 where a zero cannot be meant: a
+limit, a strike, a target), contract quantities whole and > 0, sizes and volumes >= 0, times
+epoch ms in 1970..2100, enums as ``Literal``; a quote's bid is never above its ask, and an
+approval that approves carries a quantity of 1..the signal's size. No float of any event may
+be NaN or infinite (``allow_inf_nan=False`` for the whole model, nested lists and dicts too).
+So a poison entry fails :func:`decode` with :class:`BadEvent` (the consumer counts, logs and
+dead-letters it) and a producer that would publish one fails at construction, before
+anything is written. The checks run in pydantic's core except the two cross-field ones.
 """
 
 from __future__ import annotations
@@ -13,9 +23,10 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar, Literal
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from core.domain.signal import Signal
+from core.domain.values import Count, EpochMs, Finite, IsoDate, Percent, PositivePrice, Price, Qty, Size
 
 NY = ZoneInfo("America/New_York")
 REGISTRY: dict[str, type[Event]] = {}
@@ -26,12 +37,12 @@ class BadEvent(ValueError):
 
 
 class Event(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    model_config = ConfigDict(extra="ignore", frozen=True, allow_inf_nan=False)
 
     STREAM: ClassVar[str] = ""
     type: str
-    id: str
-    ts: int = Field(ge=0)
+    id: str = Field(min_length=1)
+    ts: EpochMs
     correlation_id: str
     source: str = ""
 
@@ -76,26 +87,30 @@ class QuoteEvent(Event):
     STREAM: ClassVar[str] = "quotes"
     type: Literal["market.quote"] = "market.quote"
     symbol: str
-    bid: float
-    ask: float
-    last: float
-    bid_size: float = 0
-    ask_size: float = 0
-    volume: float = 0
-    quote_ts: int  # source timestamp (ms); differs from ts when a feed is stale
-    depth_bid: list[tuple[float, float]] = Field(default_factory=list)  # (price, size) best first
-    depth_ask: list[tuple[float, float]] = Field(default_factory=list)
+    bid: Price
+    ask: Price
+    last: Price
+    bid_size: Size = 0
+    ask_size: Size = 0
+    volume: Size = 0
+    quote_ts: EpochMs  # source timestamp (ms); differs from ts when a feed is stale
+    depth_bid: list[tuple[Price, Size]] = Field(default_factory=list)  # (price, size) best first
+    depth_ask: list[tuple[Price, Size]] = Field(default_factory=list)
     feed: str = "sim"
+
+    @model_validator(mode="after")
+    def _uncrossed(self) -> Any:
+        return _not_crossed(self)
 
 
 class ChainEvent(Event):
     STREAM: ClassVar[str] = "chains"
     type: Literal["market.chain"] = "market.chain"
     symbol: str
-    spot: float
-    asof: int
+    spot: Price
+    asof: EpochMs
     snapshot_key: str
-    contracts: int
+    contracts: Count
     feed: str = "sim"
 
 
@@ -105,18 +120,18 @@ class FlowEvent(Event):
     STREAM: ClassVar[str] = "flow"
     type: Literal["market.flow"] = "market.flow"
     symbol: str
-    buy_volume: float = 0
-    sell_volume: float = 0
-    sweeps: int = 0
-    blocks: int = 0
-    net_call_premium: float = 0
-    net_put_premium: float = 0
-    dark_buy_volume: float = 0
-    dark_sell_volume: float = 0
+    buy_volume: Size = 0
+    sell_volume: Size = 0
+    sweeps: Count = 0
+    blocks: Count = 0
+    net_call_premium: Finite = 0
+    net_put_premium: Finite = 0
+    dark_buy_volume: Size = 0
+    dark_sell_volume: Size = 0
     alerts: list[dict[str, Any]] = Field(default_factory=list)
-    price_change: float = 0
-    volume: float = 0
-    last: float = 0
+    price_change: Finite = 0
+    volume: Size = 0
+    last: Price = 0
 
 
 class OptionQuoteEvent(Event):
@@ -126,15 +141,19 @@ class OptionQuoteEvent(Event):
     type: Literal["market.option_quote"] = "market.option_quote"
     symbol: str
     contract_key: str
-    expiry: str
-    strike: float
-    right: str
-    bid: float
-    ask: float
-    bid_size: float = 0
-    ask_size: float = 0
-    quote_ts: int
-    underlying: float = 0
+    expiry: IsoDate
+    strike: PositivePrice
+    right: Literal["C", "P"]
+    bid: Price  # 0 is a normal bid for a deep out-of-the-money option
+    ask: Price
+    bid_size: Size = 0
+    ask_size: Size = 0
+    quote_ts: EpochMs
+    underlying: Price = 0
+
+    @model_validator(mode="after")
+    def _uncrossed(self) -> Any:
+        return _not_crossed(self)
 
 
 class ImbalanceEvent(Event):
@@ -142,10 +161,10 @@ class ImbalanceEvent(Event):
     type: Literal["market.imbalance"] = "market.imbalance"
     symbol: str
     side: Literal["buy", "sell", "none"]
-    shares: float
-    paired: float = 0
-    indicative_price: float = 0
-    confidence: float = 0  # 0-100
+    shares: Size
+    paired: Size = 0
+    indicative_price: Price = 0
+    confidence: Percent = 0
 
 
 # ---------------------------------------------------------------- analytics
@@ -154,8 +173,8 @@ class AnalyticsEvent(Event):
     type: Literal["analytics.snapshot"] = "analytics.snapshot"
     snapshot_id: str
     symbol: str
-    spot: float
-    asof: int
+    spot: Price
+    asof: EpochMs
     gex_total: float | None = None
     dex_total: float | None = None
     call_wall: float | None = None
@@ -167,8 +186,8 @@ class AnalyticsEvent(Event):
     obi_l5: float | None = None
     vpin: float | None = None
     liquidity_grade: str | None = None
-    contracts_used: int = 0
-    contracts_rejected: int = 0
+    contracts_used: Count = 0
+    contracts_rejected: Count = 0
     gex_by_strike: dict[str, float] = Field(default_factory=dict)
     features: dict[str, float] = Field(default_factory=dict)
 
@@ -190,8 +209,8 @@ class VerdictEvent(Event):
     ai: dict[str, Any] = Field(default_factory=dict)
     concerns: list[str] = Field(default_factory=list)
     summary: str = ""
-    premium_at_risk: float = 0
-    risk_pct: float = 0
+    premium_at_risk: Size = 0
+    risk_pct: Size = 0
 
 
 class ApprovalEvent(Event):
@@ -199,16 +218,23 @@ class ApprovalEvent(Event):
     type: Literal["approval.decision"] = "approval.decision"
     signal: Signal
     decision: Literal["pending", "approved", "rejected", "expired"]
-    qty: int = 0
+    qty: Count = 0
     decided_by: str
     policy: str
     verdict: str = ""
     explanation: str = ""
-    expires_ts: int = 0  # pending cards: when the card expires (epoch ms)
+    expires_ts: EpochMs = 0  # pending cards: when the card expires (epoch ms)
     concerns: list[str] = Field(default_factory=list)
     ai_status: str = ""
-    premium_at_risk: float = 0
-    risk_pct: float = 0
+    premium_at_risk: Size = 0
+    risk_pct: Size = 0
+
+    @model_validator(mode="after")
+    def _approved_size(self) -> ApprovalEvent:
+        """An approval trades 1..signal.qty contracts: never none, never more than was reviewed."""
+        if self.decision == "approved" and not 0 < self.qty <= self.signal.qty:
+            raise ValueError(f"approved qty {self.qty} must be within 1..{self.signal.qty} (the signal's size)")
+        return self
 
 
 # ---------------------------------------------------------------- execution
@@ -219,14 +245,14 @@ class OrderEvent(Event):
     purpose: Literal["entry", "exit"]
     status: str
     symbol: str
-    expiry: str
-    strike: float
+    expiry: str  # "" when a refused order described no option
+    strike: Price  # 0 when a refused order described no option
     right: str
     side: str
-    qty: int
-    limit: float | None = None
-    filled_qty: int = 0
-    avg_price: float | None = None
+    qty: Qty
+    limit: PositivePrice | None = None
+    filled_qty: Count = 0
+    avg_price: Price | None = None
     reason: str = ""
     position_id: str | None = None
 
@@ -236,17 +262,17 @@ class OrderRequestEvent(Event):
 
     STREAM: ClassVar[str] = "order_requests"
     type: Literal["order.request"] = "order.request"
-    request_id: str  # idempotency key
+    request_id: str = Field(min_length=1)  # idempotency key
     position_id: str
-    symbol: str
-    expiry: str
-    strike: float
-    right: str
-    multiplier: int = 100
+    symbol: str = Field(min_length=1)
+    expiry: IsoDate
+    strike: PositivePrice
+    right: Literal["C", "P"]
+    multiplier: Qty = 100
     side: Literal["SELL"] = "SELL"  # the system only ever sells what it holds
-    qty: int
+    qty: Qty
     order_type: Literal["LMT", "MKT"] = "MKT"
-    limit: float | None = None
+    limit: PositivePrice | None = None
     reason: str = ""
 
 
@@ -257,15 +283,15 @@ class FillEvent(Event):
     fill_id: str
     purpose: Literal["entry", "exit"]
     symbol: str
-    expiry: str
-    strike: float
-    right: str
+    expiry: IsoDate
+    strike: PositivePrice
+    right: Literal["C", "P"]
     side: str
-    qty: int
-    price: float
-    commission: float = 0
-    slippage: float = 0
-    mid_at_order: float | None = None
+    qty: Qty
+    price: Price
+    commission: Size = 0
+    slippage: Finite = 0
+    mid_at_order: Price | None = None
     position_id: str | None = None
     strategy: str = ""
 
@@ -277,23 +303,23 @@ class PositionEvent(Event):
     position_id: str
     strategy: str
     symbol: str
-    expiry: str
-    strike: float
-    right: str
+    expiry: str = Field(min_length=1)  # ISO from the position manager; renderers take what they get
+    strike: PositivePrice
+    right: Literal["C", "P"]
     direction: str
     horizon: str
-    qty: int  # contracts in this event (bought, sold; 0 for stop moves)
-    qty_open: int
-    price: float | None = None  # fill price of this event
-    entry_price: float
-    stop: float | None = None
-    targets: list[float] = Field(default_factory=list)
-    realized_pnl: float = 0  # cumulative for the position, after commissions
+    qty: Count  # contracts in this event (bought, sold; 0 for stop moves)
+    qty_open: Count
+    price: Price | None = None  # fill price of this event
+    entry_price: Price
+    stop: Price | None = None
+    targets: list[PositivePrice] = Field(default_factory=list)
+    realized_pnl: Finite = 0  # cumulative for the position, after commissions
     reason: str = ""
     triggers: list[str] = Field(default_factory=list)
-    confidence: float | None = None
+    confidence: Percent | None = None
     explanation: str = ""
-    account_risk_pct: float | None = None
+    account_risk_pct: Finite | None = None
     analytics: dict[str, float | str | None] = Field(default_factory=dict)
 
 
@@ -307,7 +333,7 @@ class AlertEvent(Event):
     subject: str = ""
     message: str
     explanation: str = ""
-    count: int = 1
+    count: Count = 1
 
 
 class ControlEvent(Event):
@@ -331,9 +357,9 @@ class DeliveryEvent(Event):
     reply_to: str | None = None
     payload_hash: str = ""
     text: str = ""
-    attempts: int = 1
+    attempts: Count = 1
     error: str = ""
-    due_ts: int = 0
+    due_ts: EpochMs = 0
 
 
 class ReportEvent(Event):
@@ -354,6 +380,13 @@ class AuditEvent(Event):
     actor: str
     action: str
     detail: dict[str, Any] = Field(default_factory=dict)
+
+
+def _not_crossed(q: Any) -> Any:
+    """A quote's bid is never above its ask (bid == ask, a locked market, is a quote)."""
+    if q.bid > q.ask:
+        raise ValueError(f"crossed quote: bid {q.bid:g} > ask {q.ask:g}")
+    return q
 
 
 ALL_STREAMS: tuple[str, ...] = tuple(dict.fromkeys(cls.STREAM for cls in REGISTRY.values()))

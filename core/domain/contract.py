@@ -1,5 +1,8 @@
 """Instruments. The product trades single-leg long options only; other security
-types exist here so that a bad signal can be *described* and then refused."""
+types exist here so that a bad signal can be *described* and then refused.
+
+Numbers are constrained (``core.domain.values``): a strike is finite and > 0, a multiplier a
+whole number > 0, whatever the security type."""
 
 from __future__ import annotations
 
@@ -7,6 +10,8 @@ from datetime import date
 from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from core.domain.values import PositivePrice, Qty
 
 
 class Right(StrEnum):
@@ -25,25 +30,25 @@ class SecType(StrEnum):
 class Instrument(BaseModel):
     """What a signal or order is for. ``type == OPT`` needs expiry, strike, right."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, allow_inf_nan=False)
 
     type: SecType = SecType.OPT
     expiry: date | None = None
-    strike: float | None = None
+    strike: PositivePrice | None = None
     right: Right | None = None
-    multiplier: int = 100
+    multiplier: Qty = 100
 
 
 class OptionContract(BaseModel):
     """A fully specified listed option (validated: positive strike, known right)."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, allow_inf_nan=False)
 
     symbol: str = Field(min_length=1, max_length=12)
     expiry: date
-    strike: float = Field(gt=0)
+    strike: PositivePrice
     right: Right
-    multiplier: int = Field(default=100, gt=0)
+    multiplier: Qty = 100
 
     @property
     def occ(self) -> str:

@@ -2,6 +2,15 @@
 
 The JSON form of :class:`Signal` is the ``SIGNAL.json`` accepted by
 ``python main.py overseer review``; the same model travels on the bus.
+
+Validation (decision): the numbers of a signal are constrained where it is built or read
+(``core.domain.values``): qty whole and > 0, limit finite and > 0, stop finite and >= 0,
+targets finite and > 0, a quote with finite bid >= 0 <= ask and ask > 0, confidence 0..100,
+and no NaN / infinity anywhere. These are the field checks of the risk layer's BAD_INPUT
+(``core.risk.rules``), so a signal that fails here was never tradable; the relations between
+fields (stop below the limit, targets above it) stay with the risk rules, which name them.
+What a signal *describes* (an equity, a short, a spread) still validates, so that the risk
+layer and the broker guard can refuse it with a reason code.
 """
 
 from __future__ import annotations
@@ -9,9 +18,10 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from core.domain.contract import Instrument, OptionContract, Right, SecType
+from core.domain.values import Percent, PositivePrice, Price, Qty
 
 
 class Side(StrEnum):
@@ -31,9 +41,17 @@ class Direction(StrEnum):
 
 
 class Quote(BaseModel):
-    bid: float
-    ask: float
+    model_config = ConfigDict(allow_inf_nan=False)
+
+    bid: Price  # 0 is a normal bid for a deep out-of-the-money option
+    ask: PositivePrice
     ts: AwareDatetime
+
+    @model_validator(mode="after")
+    def _not_crossed(self) -> Quote:
+        if self.bid > self.ask:
+            raise ValueError(f"crossed quote: bid {self.bid:g} > ask {self.ask:g}")
+        return self
 
     @property
     def mid(self) -> float:
@@ -43,25 +61,25 @@ class Quote(BaseModel):
 class Leg(BaseModel):
     instrument: Instrument
     side: Side
-    ratio: int = 1
+    ratio: Qty = 1
 
 
 class Signal(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", allow_inf_nan=False)
 
-    id: str
+    id: str = Field(min_length=1)
     ts: AwareDatetime
     strategy: str
     symbol: str
     instrument: Instrument
     legs: list[Leg] | None = None
     side: Side = Side.BUY
-    qty: int
-    limit: float
+    qty: Qty
+    limit: PositivePrice
     quote: Quote
-    stop: float
-    targets: list[float] = Field(default_factory=list)
-    confidence: float = Field(default=50.0, ge=0, le=100)
+    stop: Price
+    targets: list[PositivePrice] = Field(default_factory=list)
+    confidence: Percent = 50.0
     triggers: list[str] = Field(default_factory=list)
     # provenance / context (optional for SIGNAL.json files)
     snapshot_id: str | None = None

@@ -363,11 +363,29 @@ class ExecutionService(Service):
         self._refuse_entry(tx, corr, order_id, fields, Reason.BAD_INPUT, why, "placement")
 
     async def _exit(self, r: OrderRequestEvent, tx: Tx) -> bool:
-        contract = OptionContract(symbol=r.symbol, expiry=date.fromisoformat(r.expiry), strike=r.strike,
-                                  right=Right(r.right), multiplier=r.multiplier)
-        req = OrderRequest(order_id=f"ex-{r.request_id}", correlation_id=r.correlation_id, contract=contract,
-                           side="SELL", qty=r.qty, order_type=OrderType(r.order_type), limit=r.limit,
-                           tif=TimeInForce.GTC, purpose=OrderPurpose.EXIT, created_ts=self.clock.now())
+        """An exit request becomes a SELL order. One whose values make no order (the event model
+        already refuses most at decode; what is left: a date that does not exist, a symbol or id
+        the order model refuses) is a counted, logged, audited rejection (an ``exit`` OrderEvent
+        ``rejected`` / ``BAD_INPUT``, so the position manager releases what it reserved), never an
+        exception: raising would retry it and then dead-letter it while it held up this consumer."""
+        try:
+            contract = OptionContract(symbol=r.symbol, expiry=date.fromisoformat(r.expiry), strike=r.strike,
+                                      right=Right(r.right), multiplier=r.multiplier)
+            req = OrderRequest(order_id=f"ex-{r.request_id}", correlation_id=r.correlation_id, contract=contract,
+                               side="SELL", qty=r.qty, order_type=OrderType(r.order_type), limit=r.limit,
+                               tif=TimeInForce.GTC, purpose=OrderPurpose.EXIT, created_ts=self.clock.now())
+        except ValueError as exc:  # pydantic's ValidationError is a ValueError
+            metrics.REJECTED.labels(self.name, "bad_exit_request").inc()
+            self.log.warning("exit request %s for position %s refused: invalid values (%s)", r.request_id,
+                             r.position_id, str(exc).splitlines()[0][:200])
+            tx.emit(AuditEvent, correlation_id=r.correlation_id, actor="execution", action="exit_request_invalid",
+                    detail={"request_id": r.request_id[:128], "position_id": r.position_id[:128],
+                            "problem": str(exc).splitlines()[0][:200]})
+            # the position manager releases the contracts it reserved for this exit
+            self._reject_event(tx, r.correlation_id, f"ex-{r.request_id}", {
+                "symbol": r.symbol, "expiry": r.expiry, "strike": r.strike, "right": r.right, "side": "SELL",
+                "qty": r.qty}, "exit", Reason.BAD_INPUT.value, r.position_id)
+            return False
         placed = await self._place(req, tx, position_id=r.position_id)
         if placed:  # a marketable exit fills against the last quote at once
             last = self.broker.last_quote(contract.key)

@@ -12,16 +12,29 @@ positions). Every ``market.chain_seconds`` in regular hours (and once at the fir
 day, the previous close's book, so pre-market has levels) the full chain goes into the
 ``chain`` snapshot key (its time and size also in ``chain_meta``) and a :class:`ChainEvent`
 says so (stream ``chains``).
+
+Bad data stops here (``core.market.quote_check``): a quote with a NaN / infinite / non-positive
+price, a crossed quote or bad sizes is not published (nor its snapshot), a bad or crossed depth
+book rides without its depth, a chain with an unusable spot is not stored, and any event the
+source's values would make invalid is skipped; each is counted by reason (metric and the
+``rejections`` hash shown by ``main.py status``) and logged at most once per contract per
+minute. A rejection never stops the rest of the tick: every other symbol and contract goes out.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from datetime import date, datetime
+from typing import Any
 
-from core.bus.events import ChainEvent, FlowEvent, ImbalanceEvent, OptionQuoteEvent, QuoteEvent
+from pydantic import ValidationError
+
+from core.bus.bus import Tx
+from core.bus.events import ChainEvent, Event, FlowEvent, ImbalanceEvent, OptionQuoteEvent, QuoteEvent
 from core.clock.calendar import NY
 from core.market.chain_codec import encode_chain
+from core.market.quote_check import QuoteRejections, book_problem, option_problem, underlying_problem
 from core.market.source import MarketSource
 from core.market.sources import make_source
 from core.runtime.service import Context, Service
@@ -46,6 +59,7 @@ class MarketDataService(Service):
         self._last_price: dict[str, float] = {}
         self._book: dict[str, tuple[list[int], list[int]]] = {}  # last 10-level sizes per symbol
         self._day: date | None = None
+        self.rejections = QuoteRejections()
 
     async def start(self) -> None:
         await self.source.start(self.clock.now())
@@ -94,10 +108,17 @@ class MarketDataService(Service):
             depth = {} if book is None else {
                 "depth_bid": list(zip(book.bid_price.tolist(), book.bid_size.tolist(), strict=True)),
                 "depth_ask": list(zip(book.ask_price.tolist(), book.ask_size.tolist(), strict=True))}
-            quote = tx.emit(QuoteEvent, correlation_id=f"md:{sym}", symbol=sym, bid=q.bid, ask=q.ask, last=q.last,
-                            bid_size=q.bid_size, ask_size=q.ask_size, volume=q.volume_today, quote_ts=q_ms,
-                            feed=feed, **depth)
-            if not q.stale:
+            if depth and (why := book_problem(depth["depth_bid"], depth["depth_ask"])):
+                self.rejections.reject(sym, why, now_ms, "depth dropped")
+                book, depth = None, {}
+            quote = None
+            if why := underlying_problem(q.bid, q.ask, q.last, q.bid_size, q.ask_size):
+                self.rejections.reject(sym, why, now_ms, f"bid {q.bid} ask {q.ask} last {q.last}")
+            else:
+                quote = self._emit(tx, sym, now_ms, QuoteEvent, correlation_id=f"md:{sym}", symbol=sym, bid=q.bid,
+                                   ask=q.ask, last=q.last, bid_size=q.bid_size, ask_size=q.ask_size,
+                                   volume=q.volume_today, quote_ts=q_ms, feed=feed, **depth)
+            if quote is not None and not q.stale:
                 snap = {"symbol": sym, "bid": q.bid, "ask": q.ask, "last": q.last, "quote_ts": q_ms,
                         "event_id": quote.id, "prev_close": q.prev_close}
                 if book is not None:
@@ -106,33 +127,61 @@ class MarketDataService(Service):
                 elif sym in self._book:
                     snap["bid_sizes"], snap["ask_sizes"] = self._book[sym]
                 tx.pipe.set(self.keys.snapshot("quote", sym), json.dumps(snap), ex=ttl)
-            self._flow(tx, sym, q.last if not q.stale else None, q.volume_today)
+            self._flow(tx, sym, q.last if quote is not None and not q.stale else None, q.volume_today, now_ms)
             imb = src.closing_imbalance(sym)
             if imb is not None:
-                tx.emit(ImbalanceEvent, correlation_id=f"md:{sym}", symbol=sym, side=imb.side,
-                        shares=imb.imbalance_shares, paired=imb.paired_shares,
-                        indicative_price=imb.indicative_price, confidence=round(imb.confidence * 100.0, 2))
+                self._emit(tx, sym, now_ms, ImbalanceEvent, correlation_id=f"md:{sym}", symbol=sym, side=imb.side,
+                           shares=imb.imbalance_shares, paired=imb.paired_shares,
+                           indicative_price=imb.indicative_price, confidence=round(imb.confidence * 100.0, 2))
             wanted = watched.get(sym)
             if need_chain:
                 chain = src.chain(sym)
-                if chain is not None and len(chain):
+                if chain is not None and len(chain) and not (math.isfinite(chain.spot) and chain.spot > 0):
+                    self.rejections.reject(sym, "bad_spot", now_ms, f"chain spot {chain.spot}")
+                elif chain is not None and len(chain):
                     self._last_chain_ms[sym] = now_ms
                     key = self.keys.snapshot("chain", sym)
                     tx.pipe.set(key, encode_chain(chain), ex=ttl)
                     # freshness without the payload, for watchers that only need the time
                     tx.pipe.set(self.keys.snapshot("chain_meta", sym), json.dumps({
                         "symbol": sym, "asof": chain.asof.isoformat(), "contracts": len(chain)}), ex=ttl)
-                    tx.emit(ChainEvent, correlation_id=f"md:{sym}", symbol=sym, spot=chain.spot,
-                            asof=_ms(chain.asof), snapshot_key=key, contracts=len(chain), feed=feed)
+                    self._emit(tx, sym, now_ms, ChainEvent, correlation_id=f"md:{sym}", symbol=sym,
+                               spot=chain.spot, asof=_ms(chain.asof), snapshot_key=key, contracts=len(chain),
+                               feed=feed)
             if wanted:
                 for oq in src.option_quotes(sym, wanted):
-                    tx.emit(OptionQuoteEvent, correlation_id=f"md:{sym}", symbol=oq.symbol,
-                            contract_key=oq.contract_key, expiry=oq.expiry, strike=oq.strike, right=oq.right,
-                            bid=oq.bid, ask=oq.ask, bid_size=oq.bid_size, ask_size=oq.ask_size,
-                            quote_ts=oq.ts_ms, underlying=oq.underlying)
+                    if why := option_problem(oq.bid, oq.ask, oq.bid_size, oq.ask_size):
+                        self.rejections.reject(oq.contract_key, why, now_ms, f"bid {oq.bid} ask {oq.ask}")
+                        continue
+                    self._emit(tx, oq.contract_key, now_ms, OptionQuoteEvent, correlation_id=f"md:{sym}",
+                               symbol=oq.symbol, contract_key=oq.contract_key, expiry=oq.expiry, strike=oq.strike,
+                               right=oq.right, bid=oq.bid, ask=oq.ask, bid_size=oq.bid_size,
+                               ask_size=oq.ask_size, quote_ts=oq.ts_ms, underlying=oq.underlying)
+        self._count_rejections(tx)
         await tx.commit()
 
-    def _flow(self, tx, sym: str, last: float | None, volume: float) -> None:
+    def _emit(self, tx: Tx, what: str, now_ms: int, cls: type[Event], **fields: Any) -> Event | None:
+        """``tx.emit`` that turns an event the source's values make invalid into a counted
+        rejection (reason ``invalid``) instead of an error that would drop the whole tick."""
+        try:
+            return tx.emit(cls, **fields)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            self.rejections.reject(what, "invalid", now_ms,
+                                   f"{cls.__name__}.{'.'.join(str(p) for p in err.get('loc', ()))}: {err.get('msg')}")
+            return None
+
+    def _count_rejections(self, tx: Tx) -> None:
+        """This tick's rejections into the ``rejections`` hash, with the tick's commit."""
+        counts = self.rejections.drain()
+        if not counts:
+            return
+        key = self.keys.hash("rejections")
+        for reason, n in sorted(counts.items()):
+            tx.pipe.hincrby(key, f"market:{reason}", n)
+        tx.on_failure.append(lambda: self.rejections.counts.update(counts))  # counted with the next tick
+
+    def _flow(self, tx: Tx, sym: str, last: float | None, volume: float, now_ms: int) -> None:
         src = self.source
         prints = src.prints(sym)
         alerts = src.option_flow(sym)
@@ -146,7 +195,8 @@ class MarketDataService(Service):
         change = 0.0 if (last is None or prev is None) else last - prev
         if last is not None:
             self._last_price[sym] = last
-        tx.emit(FlowEvent, correlation_id=f"md:{sym}", symbol=sym, buy_volume=buy, sell_volume=sell,
+        self._emit(tx, sym, now_ms, FlowEvent, correlation_id=f"md:{sym}", symbol=sym, buy_volume=buy,
+                   sell_volume=sell,
                 sweeps=len({p.sweep_id for p in prints if p.sweep_id is not None}),
                 blocks=sum(1 for p in prints if p.kind == "block"),
                 dark_buy_volume=float(sum(p.size for p in dark if p.side == "buy")),

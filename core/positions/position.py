@@ -14,7 +14,7 @@ from __future__ import annotations
 from datetime import date
 from enum import StrEnum
 
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from core.domain.contract import OptionContract
 from core.domain.signal import Horizon, Side
@@ -48,6 +48,8 @@ class PositionEventKind(StrEnum):
 
 
 class Position(BaseModel):
+    model_config = ConfigDict(allow_inf_nan=False)  # a stored record with a NaN / inf figure is refused
+
     position_id: str
     correlation_id: str
     contract: OptionContract

@@ -9,6 +9,10 @@ through :class:`OrderRequestEvent`. Every change is a :class:`PositionEvent`
 correlation id, its context (strategy, triggers, the overseer's explanation) and
 cumulative realized P&L; the account hash (day P&L, drawdown peak, premium at
 work) is kept current for risk, the anomaly watch, ``/status`` and reports.
+
+Shared records it reads (positions, trade_ctx, account, the reference snapshot) are
+validated with typed models (``core.positions.records``): a bad one is a counted, logged
+rejection that never blocks other work for the same contract.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from core.domain.signal import Horizon, Side, Signal
 from core.execution.orders import Fill, OrderPurpose
 from core.positions.exit_plan import CloseAll, SellPartial, apply_action, step
 from core.positions.position import Position, PositionEvent, apply_fill, open_position, release_exit
+from core.positions.records import account_figure, position_records, trade_context
 from core.positions.session import SessionInfo
 from core.runtime import metrics
 from core.runtime.service import Context, Service
@@ -59,8 +64,7 @@ class PositionService(Service):
     # ------------------------------------------------------------------ state
     async def _positions(self) -> dict[str, Position]:
         if self._cache is None:
-            raw = await self.redis.hgetall(self.keys.hash("positions"))
-            self._cache = {k: Position.model_validate(json.loads(raw[k])["position"]) for k in sorted(raw)}
+            self._cache = position_records(await self.redis.hgetall(self.keys.hash("positions")))
         return self._cache
 
     async def _load(self, position_id: str) -> Position | None:
@@ -105,8 +109,7 @@ class PositionService(Service):
     async def _context(self, correlation_id: str) -> dict[str, Any]:
         got = self._ctx_cache.get(correlation_id)
         if got is None:
-            raw = await self.redis.hget(self.keys.hash("trade_ctx"), correlation_id)
-            got = json.loads(raw) if raw else {}
+            got = trade_context(correlation_id, await self.redis.hget(self.keys.hash("trade_ctx"), correlation_id))
             if got:
                 self._ctx_cache[correlation_id] = got
         return got
@@ -236,8 +239,13 @@ class PositionService(Service):
         raw = await self.redis.get(self.keys.snapshot("reference", symbol))
         if not raw:
             return None
-        v = json.loads(raw).get("next_earnings")
-        return date.fromisoformat(v) if v else None
+        try:
+            v = json.loads(raw).get("next_earnings")
+            return date.fromisoformat(v) if v else None
+        except (ValueError, TypeError, AttributeError) as exc:
+            metrics.REJECTED.labels(self.name, "bad_reference").inc()
+            self.log.warning("reference snapshot of %s unusable (%s): no earnings date", symbol, exc)
+            return None
 
     # ------------------------------------------------------------------ account
     async def _account(self, tx: Tx, realized_delta: float = 0.0, marks: dict[str, float] | None = None,
@@ -249,9 +257,9 @@ class PositionService(Service):
         h = self._acct
         now = self.clock.now()
         today = now.astimezone(NY).date().isoformat()
-        base = float(h.get("account_value") or self.settings.risk.account_value)
-        realized = float(h.get("realized_today") or 0.0)
-        peak = float(h.get("peak_equity") or base)
+        base = account_figure(h, "account_value", float(self.settings.risk.account_value))
+        realized = account_figure(h, "realized_today", 0.0)
+        peak = account_figure(h, "peak_equity", base)
         if h.get("day") != today:  # a new trading day: carry yesterday's result into the base
             base += realized if h.get("day") else 0.0
             realized, peak = 0.0, base

@@ -11,6 +11,8 @@ strike. Strategy switches: hash ``strategies`` (name -> "enabled"/"disabled").
 from __future__ import annotations
 
 import json
+import logging
+import math
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -21,6 +23,9 @@ from core.clock.calendar import NY
 from core.config.model import Settings
 from core.control.halt import is_halted
 from core.risk.state import OpenPosition, RiskState
+from core.runtime import metrics
+
+log = logging.getLogger("quanticity.state")
 
 
 @dataclass(frozen=True)
@@ -46,15 +51,37 @@ class Account:
         return 0.0 if peak <= 0 else max(0.0, (peak - self.equity) / peak * 100.0)
 
 
+def _num(h: dict, field: str, default: float) -> float:
+    """A stored figure; an unreadable one is NaN, so the risk rules fail closed on it."""
+    raw = h.get(field)
+    if not raw:
+        return default
+    try:
+        return float(raw)
+    except (TypeError, ValueError):
+        return math.nan
+
+
 async def read_account(redis: aioredis.Redis, keys: Keys, settings: Settings, now: datetime) -> Account:
     h = await redis.hgetall(keys.hash("account"))
     today = now.astimezone(NY).date().isoformat()
-    base = float(h.get("account_value") or settings.risk.account_value)
+    base = _num(h, "account_value", float(settings.risk.account_value))
     if h.get("day") != today:  # a new day: day fields start from zero (rolled by the position manager)
-        return Account(base, today, 0.0, float(h.get("unrealized") or 0.0), base,
-                       float(h.get("premium_open") or 0.0))
-    return Account(base, today, float(h.get("realized_today") or 0.0), float(h.get("unrealized") or 0.0),
-                   float(h.get("peak_equity") or base), float(h.get("premium_open") or 0.0))
+        return Account(base, today, 0.0, _num(h, "unrealized", 0.0), base, _num(h, "premium_open", 0.0))
+    return Account(base, today, _num(h, "realized_today", 0.0), _num(h, "unrealized", 0.0),
+                   _num(h, "peak_equity", base), _num(h, "premium_open", 0.0))
+
+
+def _usable(p: object) -> bool:
+    """An open-position record the readers can use: an object whose qty_open is a whole number >= 0
+    and whose entry price and multiplier are > 0 (anything else is skipped and counted)."""
+    if not isinstance(p, dict):
+        return False
+    try:
+        qty, entry, mult = int(p.get("qty_open", 0)), float(p.get("avg_entry", 0.0)), int(p.get("multiplier", 100))
+    except (TypeError, ValueError):
+        return False
+    return qty >= 0 and (qty == 0 or (math.isfinite(entry) and entry > 0 and mult > 0))
 
 
 async def open_positions(redis: aioredis.Redis, keys: Keys) -> list[dict]:
@@ -64,6 +91,10 @@ async def open_positions(redis: aioredis.Redis, keys: Keys) -> list[dict]:
         try:
             p = json.loads(raw[pid])
         except ValueError:
+            p = None
+        if not _usable(p):
+            metrics.REJECTED.labels("state", "bad_position_record").inc()
+            log.warning("positions record %s unusable: skipped", pid)
             continue
         if int(p.get("qty_open", 0)) > 0:
             out.append(p)

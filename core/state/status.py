@@ -48,6 +48,8 @@ async def collect_status(bus: Bus, settings: Settings) -> dict[str, Any]:
         "open_positions": len(positions),
         "positions": positions,
         "pending_cards": pending,
+        # inputs refused at a boundary and counted (core.market.quote_check: "market:<reason>")
+        "rejections": {k: int(v) for k, v in sorted((await redis.hgetall(keys.hash("rejections"))).items())},
         "feed_age_s": {k: (None if v == float("inf") else round(v, 1)) for k, v in ages.items()},
         # per service of `run` (none under `demo`): ok / errors / stalled / stopped, heartbeat age
         "services": {name: service_view(rec, now_wall) for name, rec in sorted(beats.items())},
@@ -88,6 +90,7 @@ def format_status(s: dict[str, Any]) -> str:
         (f"day P&L {s['daily_pnl']:+,.2f} (realized {s['realized_today']:+,.2f}) on {s['account_value']:,.0f}; "
          f"drawdown {s['drawdown_pct']:.2f}%"),
         f"open positions {s['open_positions']} · pending approvals {s['pending_cards']}",
+        "rejected inputs: " + (", ".join(f"{k} {v}" for k, v in s.get("rejections", {}).items()) or "none"),
         "feeds: " + ", ".join(f"{k} {'n/a' if v is None else f'{v:.0f}s'}" for k, v in s["feed_age_s"].items()),
     ]
     services = s.get("services") or {}

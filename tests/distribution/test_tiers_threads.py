@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 from bot.distribution import idempotency_key
@@ -140,8 +141,12 @@ async def test_approved_report_goes_out_per_tier_at_each_delay(bus, make_service
 
 async def test_bad_position_is_counted_and_skipped(bus, make_service, live_secrets, dfake, xfake, rfake):
     h = await make_service(live_secrets)
-    await h.publish(position(bus, "entry", price=float("nan")))
-    await h.publish(position(bus, "entry", corr="t2", strike=-5.0))
+    # the event model refuses these values, so they go on the stream as raw JSON (NaN as the literal)
+    for corr, bad in (("trade-1", {"price": float("nan")}), ("t2", {"strike": -5.0})):
+        good = position(bus, "entry", corr=corr)
+        await bus.redis.xadd(bus.stream_key(good), {"t": good.type, "d": json.dumps({**good.model_dump(), **bad})})
+    await h.consumer.poll(h.svc.handle)
+    assert h.consumer.rejected == 2  # dead-lettered at decode, counted
     await h.advance(400)
     assert await deliveries(bus) == []
     assert dfake.messages(CHANNELS["premium"]) == []

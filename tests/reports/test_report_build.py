@@ -3,6 +3,7 @@ the bus, charts with fixed ids and plotly.js once per page, commentary that neve
 
 from __future__ import annotations
 
+import json
 from datetime import time
 from pathlib import Path
 
@@ -215,10 +216,11 @@ async def test_bad_input_is_skipped_not_fatal(bus, make_service):
     await bus.redis.hset(bus.keys.hash("positions"), "broken", "{oops")
     common = {"strategy": "s", "symbol": "SPY", "expiry": "2026-11-20", "strike": 590.0, "right": "C",
               "direction": "bullish", "horizon": "0dte", "qty": 1, "qty_open": 0}
-    await bus.publish(bus.make(PositionEvent, kind="closed", position_id="nan", price=1.2,
-                               entry_price=1.0, realized_pnl=float("nan"), **common))  # null on the wire: invalid
-    await bus.publish(bus.make(PositionEvent, kind="closed", position_id="neg", price=1.2,
-                               entry_price=-1.0, realized_pnl=5.0, **common))
+    # the event model refuses these values, so they go on the stream as raw JSON (NaN as the literal)
+    for pid, bad in (("nan", {"realized_pnl": float("nan")}), ("neg", {"entry_price": -1.0})):
+        ev = bus.make(PositionEvent, kind="closed", position_id=pid, price=1.2, entry_price=1.0, realized_pnl=5.0,
+                      **common)
+        await bus.redis.xadd(bus.stream_key(ev), {"t": ev.type, "d": json.dumps({**ev.model_dump(), **bad})})
     await bus.publish(bus.make(PositionEvent, kind="closed", position_id="ok", price=1.5, entry_price=1.0,
                                realized_pnl=49.35, **common))
     d = await gather(bus.redis, bus.keys, svc.settings, svc.cal, "intraday", bus.clock.now())

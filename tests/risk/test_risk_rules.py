@@ -104,8 +104,8 @@ def test_multiple_failures_are_all_listed_in_enum_order() -> None:
 
 
 def test_several_findings_for_one_code_are_one_reason_with_joined_detail() -> None:
-    raw = base_dict(stop=-1.0, limit=math.nan)
-    d = check_signal(Signal.model_validate(raw), RiskState(), LIMITS, NOW)
+    raw = base_dict(stop=-1.0, limit=math.nan)  # the Signal model refuses these: checked as raw JSON
+    d = check_signal_dict(raw, RiskState(), LIMITS, NOW)
     assert d.reasons.count(Reason.BAD_INPUT) == 1
     assert "limit" in d.details[Reason.BAD_INPUT] and "stop" in d.details[Reason.BAD_INPUT]
 
@@ -161,8 +161,8 @@ def test_bad_input_values_are_bad_input_only(path: str, value: Any) -> None:
 
 
 def test_crossed_quote_is_bad_input() -> None:
-    raw = with_path(with_path(base_dict(), "quote.bid", 5.2), "quote.ask", 5.0)
-    d = check_signal(Signal.model_validate(raw), None, LIMITS, NOW)
+    raw = with_path(with_path(base_dict(), "quote.bid", 5.2), "quote.ask", 5.0)  # refused by the model too
+    d = check_signal_dict(raw, None, LIMITS, NOW)
     assert d.reasons == [Reason.BAD_INPUT] and "crossed" in d.details[Reason.BAD_INPUT]
 
 
