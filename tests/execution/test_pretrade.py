@@ -15,7 +15,7 @@ from core.bus.events import ApprovalEvent, OptionQuoteEvent, OrderRequestEvent
 from core.bus.ids import IdFactory
 from core.clock.clock import SimClock
 from core.control.halt import set_halt
-from core.domain.signal import Signal
+from core.domain.signal import Side, Signal
 from core.execution.service import ExecutionService
 from core.runtime.sim_runner import SimRunner
 from tests.helpers import make_context
@@ -261,11 +261,21 @@ async def test_exit_is_placed_and_filled_while_halted(sim_bus):
 
 # ---------------------------------------------------------------- poison isolation
 async def test_bad_approval_is_refused_before_it_is_stored(sim_bus):
+    """A qty of -5 no longer even decodes (the event model refuses it: dead-lettered by the
+    consumer); an approval that decodes but the order guard refuses (a sale to open) is refused at
+    approval with the guard's reason. Neither is stored to wait for a quote."""
     desk = await Desk(sim_bus).start()
-    await desk.send(desk.approval(qty=-5))
-    assert [(o.status, o.reason) for o in await desk.orders()] == [("rejected", "BAD_INPUT")]
+    raw = json.loads(desk.approval().model_dump_json())
+    raw["qty"] = -5  # as a producer bug would write it, past the models
+    await sim_bus.redis.xadd(sim_bus.keys.stream("approvals"), {"t": "approval.decision", "d": json.dumps(raw)})
+    await desk.runner.drain()
+    short = desk.approval()
+    short = short.model_copy(update={"signal": short.signal.model_copy(update={"side": Side.SELL})})
+    await desk.send(short)
+    assert [(o.order_id, o.status) for o in await desk.orders()] == [(f"ent-{short.signal.id}", "rejected")]
     assert [r["stage"] for r in await desk.refusals()] == ["approval"]
     assert await sim_bus.redis.hlen(sim_bus.keys.hash("pending_entries")) == 0
+    assert await sim_bus.redis.xlen(sim_bus.keys.dlq("execution")) == 1
 
 
 async def test_poison_pending_entries_are_refused_alone_and_the_genuine_quote_places(sim_bus):
@@ -293,6 +303,6 @@ async def test_poison_pending_entries_are_refused_alone_and_the_genuine_quote_pl
     assert orders["ent-bad"] == ("rejected", "BAD_INPUT")
     assert {r["order_id"] for r in await desk.refusals()} == {"ent-neg", "ent-bad", "ent-junk"}
     assert await sim_bus.redis.hlen(pending) == 0
-    assert await sim_bus.redis.xlen(sim_bus.keys.key("dead_letter", "execution")) == 0
+    assert await sim_bus.redis.xlen(sim_bus.keys.dlq("execution")) == 0
     groups = await sim_bus.redis.xinfo_groups(sim_bus.keys.stream("option_quotes"))
     assert all(g["pending"] == 0 for g in groups)
