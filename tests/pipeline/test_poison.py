@@ -45,10 +45,10 @@ async def _dead_letters(bus, group: str) -> list[dict]:
 async def test_poison_approvals_and_exits_do_not_block_the_genuine_trade(sim_bus, ctx_for):
     sim_bus.clock.set(at(time(10, 0)))
     # bad shared records the position manager reads, there before it first reads them: another
-    # position's record, an account figure, the reference snapshot of the symbol
+    # position's record, the reference snapshot of the symbol (a bad ACCOUNT figure is not poison
+    # for one contract: it stops every entry, fail closed; see the test after this one)
     await sim_bus.redis.hset(sim_bus.keys.hash("positions"), "pos-garbage", "{not json")
     await sim_bus.redis.hset(sim_bus.keys.hash("positions"), "pos-nan", json.dumps({"position": {"avg_entry": "NaN"}}))
-    await sim_bus.redis.hset(sim_bus.keys.hash("account"), mapping={"day": EXPIRY.isoformat(), "realized_today": "nan"})
     await sim_bus.redis.set(sim_bus.keys.snapshot("reference", "SPY"), json.dumps({"next_earnings": "soon"}))
 
     desk = Desk(sim_bus, ctx_for())
@@ -94,8 +94,24 @@ async def test_poison_approvals_and_exits_do_not_block_the_genuine_trade(sim_bus
     assert await sim_bus.redis.hgetall(sim_bus.keys.tries("execution")) == {}
     assert await _dead_letters(sim_bus, "positions") == []
     assert (consumers["positions"].rejected, consumers["positions"].failed) == (0, 0)
-    acct = await sim_bus.redis.hgetall(sim_bus.keys.hash("account"))
-    assert float(acct["realized_today"]) == positions[-1].realized_pnl  # the bad figure fell back to 0
+
+
+async def test_an_unreadable_account_figure_stops_entries_at_placement(sim_bus, ctx_for):
+    """The day's realized P&L unreadable: the placement check reads it as NaN and refuses the entry
+    (daily loss and buying power cannot be known), a counted refusal, not a failed handling."""
+    sim_bus.clock.set(at(time(10, 0)))
+    await sim_bus.redis.hset(sim_bus.keys.hash("account"), mapping={"day": EXPIRY.isoformat(), "realized_today": "nan"})
+    desk = Desk(sim_bus, ctx_for())
+    await desk.start()
+    genuine = desk.approval(qty=4)
+    await desk.send(genuine)
+    await desk.send(desk.quote(1.00, 1.04), 10)
+    orders = await stream(sim_bus, "orders")
+    assert [(o.status, o.reason) for o in orders] == [("rejected", "DAILY_LOSS_LIMIT")]
+    assert not [e for e in orders if e.type == "order.fill"]
+    assert await _dead_letters(sim_bus, "execution") == []
+    consumers = {svc.name: c for svc, c in desk.runner.consumers}
+    assert consumers["execution"].failed == 0
 
 
 async def test_poison_card_is_refused_to_the_admin_and_closed(sim_bus, ctx_for):
