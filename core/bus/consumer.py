@@ -119,8 +119,18 @@ class Consumer:
         sooner); returns entries processed."""
         try:
             return await self._poll(handler, block_ms)
-        except BaseException:
+        except ResponseError as exc:
             self._reread = True  # entries read but not finished stay pending: take them up next poll
+            if "NOGROUP" not in str(exc):
+                raise
+            # a stream or the group vanished under any read (Redis restarted without persistence,
+            # keys deleted): recreate and go on; nothing of it is pending or owed any more
+            log.error("group=%s: stream or consumer group missing, recreating (%s)", self.group, exc)
+            self._ack_owed.clear()
+            await self.ensure_groups()
+            return 0
+        except BaseException:
+            self._reread = True
             raise
 
     async def _poll(self, handler: Handler, block_ms: int | None) -> int:
