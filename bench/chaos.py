@@ -2,13 +2,21 @@
 then an audit of what Redis and the outbox say happened. Not part of CI.
 
     .venv/bin/python bench/chaos.py [--kills 60] [--seed 1] [--speed 100] [--date YYYY-MM-DD]
-                                    [--from 09:25] [--to 16:15] [--outages 1] [--outage-s 5] [--json] [--keep]
+                                    [--from 09:25] [--to 16:15] [--symbols SPY,QQQ,IWM,SPX]
+                                    [--outages 1] [--outage-s 5] [--json] [--keep]
 
 What runs
     A private ``redis-server`` on a free loopback port (AOF, ``appendfsync always``, in a temporary
     folder: killing it loses no acknowledged write) and six ``main.py run --mode demo --speed N
     --services ...`` processes, one per service group (``GROUPS``: deploy/README.md's split, the
-    Telegram bot alone), sharing the demo timeline in that
+    Telegram bot alone). The market follows ``--symbols`` (default SPY, QQQ, IWM, SPX) every 15 s
+    like ``config/demo.yaml``: all eleven symbols at 100x saturate a 2-core machine (measured: chains
+    went 180 s stale in simulated time and the overseer rejected every signal STALE_DATA), and a
+    scaled clock multiplies every wall second of processing by the speed. For the same reason the
+    freshness limits (``risk.max_quote_age_s``, ``risk.max_data_age_s``, ``overseer.stale_feed_s``,
+    ``signals.max_snapshot_age_s``) are multiplied by the speed, so that they keep their wall-clock
+    meaning (measured without it: at 100x a quote 15 simulated seconds old is 0.15 s of real
+    processing, and every signal was rejected STALE_DATA: 22 of 22)., sharing the demo timeline in that
     Redis (``core/clock/timeline.py``: seeded at ``--from`` of ``--date``, every process reads the same
     simulated instant, and every process stops by itself at ``--to``, passed as ``demo.end``). At the
     default speed 100 a whole session 09:25-16:15 takes about 4 minutes of wall time.
@@ -144,7 +152,8 @@ class Chaos:
             if g.proc is None or g.proc.poll() is None:
                 continue
             rc = g.proc.returncode
-            if self.ended and rc == 0:
+            if rc == 0:  # a run exits 0 only at the session's end (or when asked to stop)
+                self.ended = True
                 continue
             if rc != -signal.SIGKILL:
                 g.crashes.append({"rc": rc, "at_s": round(now_wall, 1), "last": self._last_line(g)})
@@ -182,10 +191,12 @@ class Chaos:
         self.env.update({"REDIS_URL": self.redis.url, "QUANT_REDIS__EMBEDDED_FALLBACK": "false",
                          "QUANT_REDIS__KEY_PREFIX": NAMESPACE.split(".")[0], "QUANT_METRICS__ENABLED": "false",
                          "QUANT_DEMO__OUT_DIR": str(self.out), "QUANT_DEMO__END": f'"{a.end:%H:%M}"',
+                         "QUANT_MARKET__SYMBOLS": f"[{a.symbols}]", "QUANT_MARKET__TICK_SECONDS": "15",
                          "QUANT_LOGGING__LEVEL": "WARNING", "QUANT_LOGGING__JSON_OUTPUT": "true",
                          "NO_PROXY": "127.0.0.1,localhost",
                          "no_proxy": "127.0.0.1,localhost", "PYTHONUNBUFFERED": "1"})
         self.env.update(self.upstreams.start())
+        self.env.update(scaled_limits(a.speed))
         asyncio.run(self._seed(day, start_at, a.end))
         kill_at = sorted(self.rng.uniform(2.0, max(2.5, duration - quiet)) for _ in range(a.kills))
         outage_at = sorted(duration * (0.3 + 0.4 * (i + 1) / (a.outages + 1)) for i in range(a.outages))
@@ -271,6 +282,16 @@ class Chaos:
         self.redis.stop()
 
 
+def scaled_limits(speed: float) -> dict[str, str]:
+    """Freshness limits times the speed (environment overrides): the same wall-clock meaning."""
+    s = load_settings()
+    feeds = ", ".join(f"{k}: {v * speed:g}" for k, v in s.overseer.stale_feed_s.items())
+    return {"QUANT_RISK__MAX_QUOTE_AGE_S": f"{s.risk.max_quote_age_s * speed:g}",
+            "QUANT_RISK__MAX_DATA_AGE_S": f"{s.risk.max_data_age_s * speed:g}",
+            "QUANT_OVERSEER__STALE_FEED_S": f"{{{feeds}}}",
+            "QUANT_SIGNALS__MAX_SNAPSHOT_AGE_S": f"{s.signals.max_snapshot_age_s * speed:g}"}
+
+
 def _hhmm(text: str) -> dtime:
     try:
         return dtime.fromisoformat(text)
@@ -286,6 +307,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--date", type=date.fromisoformat, help="session day (default: the most recent session)")
     p.add_argument("--from", dest="start", type=_hhmm, default=dtime(9, 25), help="New York (default 09:25)")
     p.add_argument("--to", dest="end", type=_hhmm, default=dtime(16, 15), help="New York (default 16:15)")
+    p.add_argument("--symbols", default="SPY,QQQ,IWM,SPX", help="market symbols (default SPY,QQQ,IWM,SPX)")
     p.add_argument("--outages", type=int, default=1, help="Redis outages (default 1)")
     p.add_argument("--outage-s", type=float, default=5.0, help="wall seconds per outage (default 5)")
     p.add_argument("--json", action="store_true", help="the last stdout line is one JSON object")

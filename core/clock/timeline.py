@@ -135,6 +135,7 @@ class Timeline:
         self.start = start
         self.clock = clock
         self.member = uuid.uuid4().hex[:12]
+        self._superseded = False
         self._script = redis.register_script(BEAT_LUA)
 
     @property
@@ -143,11 +144,13 @@ class Timeline:
 
     @property
     def ended(self) -> bool:
-        return self.clock.ms() >= self.end_ms
+        """The session is over: the clock reached its end, or the timeline moved to the next session."""
+        return self._superseded or self.clock.ms() >= self.end_ms
 
     async def beat(self, wall_ms: int | None = None) -> bool:
-        """Write this member's beat and the clock's instant; follow a re-anchored timeline.
-        Returns True when it had to follow another epoch."""
+        """Write this member's beat and the clock's instant; follow a timeline re-anchored in the same
+        session (a process that stopped and resumed); a timeline rolled to another session ends this
+        one (:attr:`ended`). Returns True when the epoch had changed."""
         wall_ms = int(_time.time() * 1000) if wall_ms is None else wall_ms
         flat: list[str] = []
         for k, v in self.start.fields().items():
@@ -157,6 +160,10 @@ class Timeline:
         if not other:
             return False
         d = {_s(other[i]): _s(other[i + 1]) for i in range(0, len(other), 2)}
+        if d.get("day") != self.start.day.isoformat():
+            # another process rolled on to the next session: this process's session is over
+            self._superseded = True
+            return True
         self.clock.reanchor(int(d["sim_anchor_ms"]), int(d["wall_anchor_ms"]) / 1000, float(d["speed"]))
         self.start = Start("followed", d["epoch"], date.fromisoformat(d["day"]), int(d["sim_anchor_ms"]),
                            int(d["wall_anchor_ms"]), float(d["speed"]), int(d["end_ms"]))

@@ -16,10 +16,11 @@ REQUIRED = ("kills", "outages", "orders", "fills", "posts", "duplicates", "lost"
 
 
 @pytest.mark.skipif(shutil.which("redis-server") is None, reason="the chaos run starts its own redis-server")
+@pytest.mark.timeout(400)
 def test_three_kills_on_a_short_window():
     proc = subprocess.run([sys.executable, "bench/chaos.py", "--kills", "3", "--outages", "0", "--seed", "3",
                            "--date", "2026-12-03", "--from", "09:40", "--to", "10:00", "--speed", "100",
-                           "--json"], cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
+                           "--json"], cwd=ROOT, capture_output=True, text=True, timeout=360, check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     for key in REQUIRED:

@@ -188,6 +188,18 @@ async def test_a_process_follows_a_timeline_reanchored_by_another(redis_client, 
     assert a.start.epoch == b.start.epoch and a.clock.ms() >= ms(ny(DAY, time(11, 0)))
 
 
+async def test_a_process_whose_timeline_rolled_to_the_next_session_ends(redis_client, keys):
+    await seed_timeline(redis_client, keys, DAY, ny(DAY, time(16, 0)), 20, END)
+    a = await open_timeline(redis_client, keys, speed=20, calendar=CAL, end=END)
+    await seed_timeline(redis_client, keys, DAY, ny(DAY, END), 20, END)  # stopped at the end elsewhere
+    b = await open_timeline(redis_client, keys, speed=20, calendar=CAL, end=END)
+    assert b.start.day == NEXT_DAY
+    assert not a.ended
+    assert await a.beat() is True
+    assert a.ended and a.start.day == DAY  # it stops; it does not play the next session's morning
+    assert a.clock.now().astimezone(NY) < ny(DAY, END)
+
+
 async def test_session_end_is_reached_and_the_next_start_rolls_over(redis_client, keys):
     await seed_timeline(redis_client, keys, DAY, ny(DAY, time(16, 14, 59)), 100, END)
     wall_ms = int(WALL0 * 1000)
@@ -254,7 +266,7 @@ def test_run_stops_by_itself_at_the_session_end(tmp_path):
         asyncio.run(seed())
         proc = subprocess.run([sys.executable, "main.py", "run", "--mode", "demo", "--speed", "60",
                                "--services", "anomaly"], cwd=ROOT, env=env, capture_output=True, text=True,
-                              timeout=120, check=False)
+                              timeout=100, check=False)
         stored = client.hgetall(Keys(ns).hash("sim_clock"))
         members = client.hgetall(Keys(ns).hash("sim_clock_members"))
     finally:
