@@ -265,8 +265,13 @@ def audit(r: Any, keys: Keys, outbox: Path, *, end_ms: int, grace_ms: int, delay
     lateness.sort()
     feeds = {}
     for stream in ("quotes", "analytics", "signals", "approvals", "orders", "positions"):
-        last = r.xrevrange(keys.stream(stream), count=1)
-        feeds[stream] = round((end_ms - decode_event(last[0][1]).ts) / 1000) if last else None
+        feeds[stream] = None
+        for _id, fields in r.xrevrange(keys.stream(stream), count=20):
+            try:
+                feeds[stream] = round((end_ms - decode_event(fields).ts) / 1000)
+                break
+            except ValueError:
+                continue  # a malformed entry: the consumers dead-letter it; look further back
     return {
         "last_event_s_before_end": feeds,
         "orders": len(by_order),
