@@ -154,10 +154,13 @@ class Chaos:
             rc = g.proc.returncode
             if rc == 0:  # a run exits 0 only at the session's end (or when asked to stop)
                 self.ended = True
+                g.proc = None
                 continue
             if rc != -signal.SIGKILL:
                 g.crashes.append({"rc": rc, "at_s": round(now_wall, 1), "last": self._last_line(g)})
-            if not self.ended:
+            if self.ended:
+                g.proc = None  # counted once; not restarted after the session's end
+            else:
                 self._spawn(g)
 
     def _kill(self, g: Group) -> None:
