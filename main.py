@@ -1,7 +1,7 @@
 """Quanticity command line: wires services together; nothing else lives here.
 
     python main.py demo [--seed N] [--date YYYY-MM-DD] [--out DIR] [--json]
-    python main.py run --mode live|dry-run|demo [--services a,b]
+    python main.py run --mode live|dry-run|demo [--services a,b] [--speed N (demo)]
     python main.py status [--json] | halt --reason TEXT | resume   (each with [--mode M])
     python main.py ibkr check [--host H] [--port P] [--client-id N] [--json]
     python main.py check-config [--config FILE]
@@ -258,6 +258,16 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    speed = None
+    if args.speed is not None:
+        from core.clock.scaled_clock import check_speed
+
+        if args.mode != "demo":
+            raise UsageError(f"--speed is for --mode demo only (a {args.mode} run follows the wall clock)")
+        try:
+            speed = check_speed(args.speed)
+        except ValueError as exc:
+            raise UsageError(f"--speed {args.speed}: expected a finite number >= 1") from exc
     settings = _settings(args)
     if args.mode == "demo" and not args.config:
         data = settings.model_dump()
@@ -266,17 +276,64 @@ def cmd_run(args: argparse.Namespace) -> int:
     secrets = load_secrets()
     names = [n.strip() for n in args.services.split(",") if n.strip()] if args.services else \
         default_services(settings, secrets)
-    return asyncio.run(_run_live(settings, secrets, names))
+    return asyncio.run(_run_live(settings, secrets, names, speed=speed or 1.0))
 
 
-async def _run_live(settings: Settings, secrets: Secrets, names: list[str]) -> int:
+def _paced_runner(services: list[Any], clock: Any) -> Any:
+    """The live runner, its timer waits converted from simulated to wall seconds by the clock.
+
+    The runner computes a timer's wait from ``clock.now()`` differences (simulated seconds) and
+    waits that long on the wall clock; at ``--speed N`` that is N times too long (a 15 s market tick
+    would come every 15 wall seconds). Until the runner itself calls ``clock.wall_seconds`` on the
+    wait (one line in ``LiveRunner._timers``), this subclass does it; the floor keeps the timers'
+    "ask again at least every second" from polling Redis more than 20 times a wall second."""
+    import inspect
+
+    from core.runtime.live_runner import LiveRunner
+
+    # once the runner converts its waits itself, this subclass must not divide them a second time
+    if clock.wall_seconds(1.0) == 1.0 or "wall_seconds" in inspect.getsource(LiveRunner._timers):
+        return LiveRunner(services)
+
+    class PacedRunner(LiveRunner):
+        async def _pause(self, seconds: float) -> None:
+            await super()._pause(max(0.05, clock.wall_seconds(seconds)))
+
+    return PacedRunner(services)
+
+
+async def _keep_time(timeline: Any, runner: Any) -> None:
+    """Beat the shared demo timeline every second; stop the run at the simulated session's end."""
+    import logging
+
+    from core.clock.timeline import BEAT_S
+
+    log = logging.getLogger("quanticity.clock")
+    while not runner.stopping.is_set():
+        try:
+            if await timeline.beat():
+                log.warning("demo clock follows a timeline re-anchored by another process (epoch %s)",
+                            timeline.start.epoch)
+        except Exception:  # Redis away: the clock runs on its anchor; the next beat catches up
+            log.warning("demo clock: beat failed (Redis unreachable?)", exc_info=True)
+        if timeline.ended:
+            print(f"simulated session {timeline.start.day} ended: stopping (the next start plays the next "
+                  f"session from 09:25)", file=sys.stderr)
+            runner.request_stop()
+            return
+        try:
+            await asyncio.wait_for(runner.stopping.wait(), timeout=BEAT_S)
+        except TimeoutError:
+            pass
+
+
+async def _run_live(settings: Settings, secrets: Secrets, names: list[str], *, speed: float = 1.0) -> int:
     from core.bus.bus import Bus
     from core.bus.keys import Keys
     from core.clock.calendar import NY, NyseCalendar
     from core.clock.clock import LiveClock
-    from core.clock.offset_clock import OffsetClock
+    from core.clock.timeline import open_timeline
     from core.runtime import metrics
-    from core.runtime.live_runner import LiveRunner
     from core.runtime.logging_setup import configure
     from core.runtime.service import Context
 
@@ -286,12 +343,20 @@ async def _run_live(settings: Settings, secrets: Secrets, names: list[str]) -> i
     configure(settings.logging.level, settings.logging.json_output, secrets=secrets)
     cal = NyseCalendar()
     clock: Any = LiveClock()
-    if settings.mode == "demo":
-        day = cal.most_recent_session(datetime.now(NY).date())
-        clock = OffsetClock(cal.session(day).open.replace(minute=25))
-        print(f"demo in real time: simulated session {day}, clock starts 09:25 New York", file=sys.stderr)
     handle = await _connect(settings, secrets)
+    timeline = None
     try:
+        if settings.mode == "demo":
+            try:
+                timeline = await open_timeline(handle.client, Keys(settings.key_namespace), speed=speed,
+                                               calendar=cal, end=settings.demo.end)
+            except ValueError as exc:  # ClockConflict (another speed running), demo.end before 09:25
+                raise UsageError(str(exc)) from None
+            clock = timeline.clock
+            st = timeline.start
+            print(f"demo at {speed:g}x: simulated session {st.day}, clock {st.how} at "
+                  f"{clock.now().astimezone(NY):%H:%M:%S} New York, stops at {settings.demo.end:%H:%M}",
+                  file=sys.stderr)
         bus = Bus(handle.client, Keys(settings.key_namespace), clock, maxlen=settings.redis.stream_maxlen,
                   source="run")
         ctx = Context(settings=settings, secrets=secrets, bus=bus, clock=clock, calendar=cal,
@@ -299,7 +364,7 @@ async def _run_live(settings: Settings, secrets: Secrets, names: list[str]) -> i
         services = build_services(ctx, names)
         if metrics_on:
             print(f"metrics: http://127.0.0.1:{settings.metrics.port}/metrics", file=sys.stderr)
-        runner = LiveRunner(services)
+        runner = _paced_runner(services, clock)
         runner.install_signal_handlers()
 
         def banner() -> None:
@@ -310,7 +375,18 @@ async def _run_live(settings: Settings, secrets: Secrets, names: list[str]) -> i
             print(f"running {', '.join(s.name for s in services)} in {settings.mode} mode; Ctrl-C stops",
                   file=sys.stderr)
 
-        await runner.run(after_start=banner)
+        keeper = asyncio.create_task(_keep_time(timeline, runner)) if timeline is not None else None
+        try:
+            await runner.run(after_start=banner)
+        finally:
+            if keeper is not None:
+                keeper.cancel()
+                await asyncio.gather(keeper, return_exceptions=True)
+        if timeline is not None:
+            try:
+                await timeline.leave()
+            except Exception as exc:  # noqa: BLE001 - Redis away at the very end: the last beat (1 s ago) stands
+                print(f"demo clock: could not record the last instant ({type(exc).__name__})", file=sys.stderr)
     finally:
         await handle.close()
     return 0
@@ -401,6 +477,9 @@ def build_parser() -> argparse.ArgumentParser:
     r = add("run", cmd_run, "run services concurrently in real time")
     r.add_argument("--mode", choices=["live", "dry-run", "demo"], required=True)
     r.add_argument("--services", help=f"comma-separated subset of: {','.join(SERVICE_ORDER)}")
+    r.add_argument("--speed", type=str, metavar="N",
+                   help="demo only: simulated time runs N x wall time (N >= 1, default 1); resumes where the "
+                        "last run stopped, stops at demo.end")
 
     modes = ["live", "dry-run", "demo"]
     s = add("status", cmd_status, "mode, halt, positions, P&L, feed freshness")

@@ -20,6 +20,12 @@ class Clock:
     async def sleep(self, seconds: float) -> None:
         raise NotImplementedError
 
+    def wall_seconds(self, seconds: float) -> float:
+        """How long to wait on the wall clock for ``seconds`` of this clock's time to pass.
+        The wall clock and an offset clock: the same; a clock running N x wall time: ``seconds / N``.
+        A runner that computes a wait from ``now()`` differences passes it through here."""
+        return seconds
+
     @property
     def simulated(self) -> bool:
         return False
@@ -59,7 +65,7 @@ class SimClock(Clock):
         self.set_ms(int(when.timestamp() * 1000))
 
     def advance(self, seconds: float) -> None:
-        self.set_ms(self._ms + int(round(seconds * 1000)))
+        self.set_ms(self._ms + round(seconds * 1000))
 
     async def sleep(self, seconds: float) -> None:
         # In lock-step the runner owns time; a service that sleeps just yields.
