@@ -279,29 +279,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     return asyncio.run(_run_live(settings, secrets, names, speed=speed or 1.0))
 
 
-def _paced_runner(services: list[Any], clock: Any) -> Any:
-    """The live runner, its timer waits converted from simulated to wall seconds by the clock.
-
-    The runner computes a timer's wait from ``clock.now()`` differences (simulated seconds) and
-    waits that long on the wall clock; at ``--speed N`` that is N times too long (a 15 s market tick
-    would come every 15 wall seconds). Until the runner itself calls ``clock.wall_seconds`` on the
-    wait (one line in ``LiveRunner._timers``), this subclass does it; the floor keeps the timers'
-    "ask again at least every second" from polling Redis more than 20 times a wall second."""
-    import inspect
-
-    from core.runtime.live_runner import LiveRunner
-
-    # once the runner converts its waits itself, this subclass must not divide them a second time
-    if clock.wall_seconds(1.0) == 1.0 or "wall_seconds" in inspect.getsource(LiveRunner._timers):
-        return LiveRunner(services)
-
-    class PacedRunner(LiveRunner):
-        async def _pause(self, seconds: float) -> None:
-            await super()._pause(max(0.05, clock.wall_seconds(seconds)))
-
-    return PacedRunner(services)
-
-
 async def _keep_time(timeline: Any, runner: Any) -> None:
     """Beat the shared demo timeline every second; stop the run at the simulated session's end."""
     import logging
@@ -334,6 +311,7 @@ async def _run_live(settings: Settings, secrets: Secrets, names: list[str], *, s
     from core.clock.clock import LiveClock
     from core.clock.timeline import open_timeline
     from core.runtime import metrics
+    from core.runtime.live_runner import LiveRunner
     from core.runtime.logging_setup import configure
     from core.runtime.service import Context
 
@@ -364,7 +342,7 @@ async def _run_live(settings: Settings, secrets: Secrets, names: list[str], *, s
         services = build_services(ctx, names)
         if metrics_on:
             print(f"metrics: http://127.0.0.1:{settings.metrics.port}/metrics", file=sys.stderr)
-        runner = _paced_runner(services, clock)
+        runner = LiveRunner(services)
         runner.install_signal_handlers()
 
         def banner() -> None:

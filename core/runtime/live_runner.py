@@ -191,13 +191,14 @@ class LiveRunner:
                     if due_interval:  # only after it ran: a failed tick is retried after the backoff
                         next_tick = now + timedelta(seconds=svc.interval_s or 1)
                     wait = 0.0
-                else:
-                    waits = [IDLE_MAX_S]
+                else:  # due times are on the service clock (simulated seconds under --speed);
+                    # the idle cap is wall time (the loop's heartbeat)
+                    due = []
                     if svc.interval_s is not None:
-                        waits.append((next_tick - now).total_seconds())
+                        due.append((next_tick - now).total_seconds())
                     if nd is not None:
-                        waits.append((nd - now).total_seconds())
-                    wait = max(0.01, min(waits))
+                        due.append((nd - now).total_seconds())
+                    wait = max(0.01, min([IDLE_MAX_S, *(clock.wall_seconds(d) for d in due)]))
             except Exception as exc:  # noqa: BLE001 - survive anything; logged and counted
                 await self._failed(svc, "timer", backoff, exc)
                 continue

@@ -10,6 +10,7 @@ import asyncio
 import os
 import subprocess
 import sys
+import time as _time
 import uuid
 from datetime import UTC, date, datetime, time
 from pathlib import Path
@@ -18,12 +19,16 @@ import pytest
 import redis
 
 import main
+from core.bus.bus import Bus
 from core.clock.calendar import NY, NyseCalendar
 from core.clock.clock import LiveClock
 from core.clock.offset_clock import OffsetClock
 from core.clock.scaled_clock import ScaledClock, check_speed
 from core.clock.timeline import RUN_START, ClockConflict, open_timeline, plan, seed_timeline
+from core.config.loader import load_settings
+from core.config.secrets import Secrets
 from core.runtime.live_runner import LiveRunner
+from core.runtime.service import Context, Service
 
 ROOT = Path(main.__file__).resolve().parent
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
@@ -216,18 +221,35 @@ async def test_session_end_is_reached_and_the_next_start_rolls_over(redis_client
 
 
 # ------------------------------------------------------------------ the runner's timer waits
-def test_timer_waits_are_paced_by_the_clock(monkeypatch):
-    seen: list[float] = []
+async def test_timer_waits_are_paced_by_the_clock(redis_client, keys):
+    """A timer service due every 15 simulated seconds, at 50x: the live runner waits 0.3 wall s
+    between ticks (not 15), while its idle heartbeat cap stays one WALL second."""
+    clock = ScaledClock(ny(DAY, time(10, 0)), 50.0)
+    bus = Bus(redis_client, keys, clock)
+    ctx = Context(settings=load_settings(), secrets=Secrets(), bus=bus, clock=clock, calendar=CAL)
 
-    async def record(self, seconds: float) -> None:
-        seen.append(seconds)
+    class Ticker(Service):
+        name = "ticker"
+        interval_s = 15.0
 
-    monkeypatch.setattr(LiveRunner, "_pause", record)
-    fast = main._paced_runner([], ScaledClock(ny(DAY, time(10, 0)), 50.0))
-    asyncio.run(fast._pause(15.0))   # a 15 s market tick at 50x: 0.3 wall s
-    asyncio.run(fast._pause(1.0))    # "ask again within a second": floored at 0.05 wall s
-    assert seen == [0.3, 0.05]
-    assert type(main._paced_runner([], LiveClock())) is LiveRunner
+        def __init__(self, c) -> None:
+            super().__init__(c)
+            self.ticks: list[float] = []
+
+        async def on_timer(self, now) -> None:
+            self.ticks.append(_time.monotonic())
+
+    svc = Ticker(ctx)
+    runner = LiveRunner([svc])
+    task = asyncio.create_task(runner.run())
+    deadline = _time.monotonic() + 10
+    while len(svc.ticks) < 5 and _time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    runner.request_stop()
+    await task
+    assert len(svc.ticks) >= 5, "15 simulated seconds at 50x must be 0.3 wall s, not 15 s"
+    gaps = [b - a for a, b in zip(svc.ticks, svc.ticks[1:], strict=False)]
+    assert all(g < 1.0 for g in gaps), gaps
 
 
 # ------------------------------------------------------------------ the command
