@@ -1,0 +1,90 @@
+"""Safety line: a card is decided exactly once, whoever presses, however fast.
+
+Two independent clients (two Redis connections, two Bus objects on the same keys, as two
+bot processes or a press racing the expiry sweep would be) decide the SAME pending card at
+the same moment, many rounds. Every round: exactly one claim wins, the card's stored state
+and ``decided_by`` are the winner's, and exactly one outcome event reaches the approvals
+stream. A claim done as read-then-write (HGET state, then HSET + XADD) lets both win.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+import redis.asyncio as aioredis
+
+from bot.approvals.claims import open_card, read_card
+from bot.approvals.decide import decide_report, decide_signal
+from core.bus.bus import Bus
+from core.bus.events import ApprovalEvent, ReportEvent, decode
+from core.bus.ids import IdFactory
+from tests.telegram._util import make_signal
+
+ROUNDS = 60
+
+
+@pytest.fixture
+async def two_buses(redis_url, keys, sim_clock):
+    """Two clients with their own connection pools on the same key space."""
+    a = aioredis.Redis.from_url(redis_url, decode_responses=True)
+    b = aioredis.Redis.from_url(redis_url, decode_responses=True)
+    yield (Bus(a, keys, sim_clock, IdFactory(seed=11), source="bot-a"),
+           Bus(b, keys, sim_clock, IdFactory(seed=22), source="bot-b"))
+    await a.aclose()
+    await b.aclose()
+
+
+async def _open_signal_card(bus: Bus, sid: str) -> None:
+    sig = make_signal(bus.clock.now(), sid=sid)
+    tx = bus.tx()
+    open_card(tx, f"sig:{sid}", "signal", bus.clock.ms() + 300_000,
+              {"signal": sig.model_dump(mode="json"), "correlation_id": f"corr-{sid}", "policy": "manual",
+               "verdict": "caution"})
+    await tx.commit()
+
+
+async def _outcomes(bus: Bus, stream: str) -> list:
+    return [decode(f) for _id, f in await bus.redis.xrange(bus.keys.stream(stream))]
+
+
+async def test_two_clients_race_on_one_signal_card_one_winner_every_round(two_buses) -> None:
+    a, b = two_buses
+    decisions = [("approved", "rejected"), ("rejected", "approved"), ("approved", "approved"),
+                 ("approved", "expired")]
+    for i in range(ROUNDS):
+        sid = f"SIGRACE{i:03d}"
+        await _open_signal_card(a, sid)
+        da, db = decisions[i % len(decisions)]
+        # both clients press twice: a double tap on each side as well as the cross-client race
+        results = await asyncio.gather(decide_signal(a, sid, da, "tg:1001"), decide_signal(b, sid, db, "tg:1002"),
+                                       decide_signal(a, sid, da, "tg:1001"), decide_signal(b, sid, db, "tg:1002"))
+        winners = [(r, who) for r, who in zip(results, ("tg:1001", "tg:1002", "tg:1001", "tg:1002"), strict=True)
+                   if r.ok]
+        assert len(winners) == 1, (i, results)
+        (won, who) = winners[0]
+        assert all(r.status in ("already", "late") for r in results if not r.ok), results
+        card = await read_card(a.redis, a, f"sig:{sid}")
+        assert card is not None and card["state"] == won.state and card["decided_by"] == who
+        assert await a.redis.zscore(a.keys.zset("cards"), f"sig:{sid}") is None
+
+    outcomes = [e for e in await _outcomes(a, "approvals") if isinstance(e, ApprovalEvent)]
+    per_signal: dict[str, int] = {}
+    for e in outcomes:
+        per_signal[e.signal.id] = per_signal.get(e.signal.id, 0) + 1
+    assert len(per_signal) == ROUNDS and set(per_signal.values()) == {1}, per_signal
+
+
+async def test_two_clients_race_on_one_report_card_one_winner_every_round(two_buses) -> None:
+    a, b = two_buses
+    for i in range(ROUNDS // 2):
+        rid = f"rep-race-{i}"
+        tx = a.tx()
+        open_card(tx, f"rep:{rid}", "report", a.clock.ms() + 3_600_000,
+                  {"kind": "close", "path": "close.html", "summary": "s", "paths": {}, "correlation_id": rid})
+        await tx.commit()
+        results = await asyncio.gather(decide_report(a, rid, "approved", "tg:1001"),
+                                       decide_report(b, rid, "rejected", "tg:1002"))
+        assert sum(r.ok for r in results) == 1, (i, results)
+    reports = [e for e in await _outcomes(a, "reports") if isinstance(e, ReportEvent)]
+    assert sorted(e.report_id for e in reports) == sorted(f"rep-race-{i}" for i in range(ROUNDS // 2))
