@@ -14,7 +14,7 @@ import asyncio
 import pytest
 import redis.asyncio as aioredis
 
-from bot.approvals.claims import open_card, read_card
+from bot.approvals.claims import close_card, open_card, pending_cards, read_card
 from bot.approvals.decide import decide_report, decide_signal
 from core.bus.bus import Bus
 from core.bus.events import ApprovalEvent, ReportEvent, decode
@@ -88,3 +88,51 @@ async def test_two_clients_race_on_one_report_card_one_winner_every_round(two_bu
         assert sum(r.ok for r in results) == 1, (i, results)
     reports = [e for e in await _outcomes(a, "reports") if isinstance(e, ReportEvent)]
     assert sorted(e.report_id for e in reports) == sorted(f"rep-race-{i}" for i in range(ROUNDS // 2))
+
+
+async def test_a_press_at_the_expiry_instant_is_late_and_the_sweep_wins(two_buses) -> None:
+    """The card's life ends AT ``expires_ms``: a press at that exact millisecond is late (the rule is
+    "expired at or after"), the expiry sweep at that instant decides it, and a later press finds it decided."""
+    a, b = two_buses
+    sid = "SIGEDGE001"
+    sig = make_signal(a.clock.now(), sid=sid)
+    tx = a.tx()
+    open_card(tx, f"sig:{sid}", "signal", a.clock.ms(), {"signal": sig.model_dump(mode="json")})
+    await tx.commit()
+    late = await decide_signal(a, sid, "approved", "tg:1001")
+    assert (late.status, late.state) == ("late", "pending")
+    swept = await decide_signal(b, sid, "expired", "timeout")
+    assert swept.ok and swept.state == "expired"
+    again = await decide_signal(a, sid, "approved", "tg:1001")
+    assert (again.status, again.state, again.decided_by) == ("already", "expired", "timeout")
+    assert [e.decision for e in await _outcomes(a, "approvals") if isinstance(e, ApprovalEvent)] == ["expired"]
+
+    sid2 = "SIGEDGE002"
+    tx = a.tx()
+    open_card(tx, f"sig:{sid2}", "signal", a.clock.ms() + 1, {"signal": make_signal(a.clock.now(), sid=sid2)
+                                                               .model_dump(mode="json")})
+    await tx.commit()
+    assert (await decide_signal(a, sid2, "approved", "tg:1001")).ok  # one millisecond before: still in time
+
+
+async def test_a_card_decided_at_creation_cannot_be_claimed(two_buses) -> None:
+    """A card the auto policy decided (``close_card``) is stored decided, with who and when, kept for
+    14 days, out of the expiry index; no press or sweep can decide it again."""
+    a, b = two_buses
+    sid = "SIGAUTO001"
+    sig = make_signal(a.clock.now(), sid=sid)
+    tx = a.tx()
+    close_card(tx, f"sig:{sid}", "signal", "approved", "policy:auto", {"signal": sig.model_dump(mode="json")})
+    await tx.commit()
+    card = await read_card(a.redis, a, f"sig:{sid}")
+    assert card is not None
+    assert (card["state"], card["decided_by"], card["kind"], card["expires_ms"]) == (
+        "approved", "policy:auto", "signal", 0)
+    assert int(card["decided_ms"]) == a.clock.ms() and card["payload"]["signal"]["id"] == sid
+    ttl = await a.redis.ttl(f"{a.keys.key('card', f'sig:{sid}')}")
+    assert 14 * 86400 - 60 <= ttl <= 14 * 86400
+    results = await asyncio.gather(decide_signal(a, sid, "rejected", "tg:1001"),
+                                   decide_signal(b, sid, "expired", "timeout"))
+    assert [(r.status, r.state, r.decided_by) for r in results] == [("already", "approved", "policy:auto")] * 2
+    assert not [e for e in await _outcomes(a, "approvals") if isinstance(e, ApprovalEvent)]
+    assert await pending_cards(a.redis, a) == []
