@@ -182,10 +182,12 @@ def cmd_analytics(args: argparse.Namespace) -> int:
     except json.JSONDecodeError as exc:
         return _fail(f"{args.file}: not valid JSON (line {exc.lineno}: {exc.msg})")
     settings = _settings(args)
+    a = settings.analytics  # the same analytics configuration the AnalyticsService uses
     try:
         result = analyze_chain_json(obj, rate=settings.market.rate,
                                     dividend_yield=settings.market.dividend_yield,
-                                    grid_levels=settings.analytics.flip_grid_levels)
+                                    grid_levels=a.flip_grid_levels, flip_range_pct=a.flip_range_pct,
+                                    min_minutes_to_expiry=a.min_minutes_to_expiry)
     except ChainFileError as exc:
         return _fail(f"{args.file}: {exc}")
     print(json.dumps(result, indent=2))
