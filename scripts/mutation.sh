@@ -23,6 +23,9 @@
 #   list of hand-written Lua mutants (one at a time, in the copy) and runs the module's tests on each.
 # - Kill rate = killed (incl. timeouts) / all mutants run. "no tests" (a function none of the
 #   selected tests calls) counts as a survivor, since nothing would notice the change.
+# - Workers come from a fork server (process_isolation = forkserver), not from the process that ran
+#   the clean tests: the local fakes are per-process singletons serving from threads, and a worker
+#   forked from that process sends its requests to the parent's fake (every mutant looks killed).
 # - It works on whatever the files contain; a module whose tests are not green before mutation is
 #   reported as such and skipped.
 set -uo pipefail
@@ -94,6 +97,9 @@ write_cfg() {  # $1 dir, $2 source file, $3 tests
     echo "also_copy =${extra}"
     echo "pytest_add_cli_args_test_selection ="
     for t in $tests; do echo "    $t"; done
+    # forkserver: the fakes are per-process singletons with server threads; a worker forked from
+    # the process that ran the clean tests would post to the parent's fake (false kills)
+    echo "process_isolation = forkserver"
     echo "pytest_add_cli_args ="
     echo "    -p"
     echo "    no:cacheprovider"
