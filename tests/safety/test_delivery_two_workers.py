@@ -156,3 +156,22 @@ async def test_two_workers_live_platforms_each_post_once(bus, redis_url, tmp_pat
     assert len(refs) == len(expected)
     await _assert_delivered_once(bus, expected)
     assert len(rfake.submissions(SUBREDDIT)) == 4  # 3 trade roots + the report: no duplicate submission
+
+
+async def test_a_report_approved_again_after_delivery_is_not_posted_again(bus, redis_url, tmp_path: Path) -> None:
+    """The same report approved twice (a second admin press, a replayed approval) re-schedules the
+    same idempotency keys after they were delivered; the claim must see "delivered" and drop them."""
+    out = str(tmp_path)
+    workers = [await Worker.start(redis_url, bus, f"w{n}", 300 + n, out, sink="outbox") for n in (1, 2)]
+    try:
+        await _drive(bus, workers, [(0, lambda: report(bus))], horizon_s=900)
+        first = (tmp_path / "outbox.jsonl").read_text().splitlines()
+        assert len(first) == len(ROUTES["report"])
+        await _drive(bus, workers, [(0, lambda: report(bus))], horizon_s=900)  # same report_id, new event
+    finally:
+        for w in workers:
+            await w.close()
+    assert (tmp_path / "outbox.jsonl").read_text().splitlines() == first
+    delivered = [e for e in await deliveries(bus) if e.status == "delivered"]
+    assert len(delivered) == len(ROUTES["report"])
+    assert await bus.redis.zcard(bus.keys.zset("deliveries")) == 0
