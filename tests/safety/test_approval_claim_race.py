@@ -136,3 +136,23 @@ async def test_a_card_decided_at_creation_cannot_be_claimed(two_buses) -> None:
     assert [(r.status, r.state, r.decided_by) for r in results] == [("already", "approved", "policy:auto")] * 2
     assert not [e for e in await _outcomes(a, "approvals") if isinstance(e, ApprovalEvent)]
     assert await pending_cards(a.redis, a) == []
+
+
+async def test_every_pending_card_is_listed_for_the_expiry_sweep(two_buses) -> None:
+    """The sweep decides what ``pending_cards`` lists: all of them, soonest expiry first, each with its
+    stored kind and expiry; a decided card leaves the list."""
+    a, _ = two_buses
+    now = a.clock.ms()
+    for i, ttl in enumerate((300_000, 60_000, 90_000, 5_000)):
+        sid = f"SIGLIST{i}"
+        tx = a.tx()
+        open_card(tx, f"sig:{sid}", "signal", now + ttl, {"signal": make_signal(a.clock.now(), sid=sid)
+                                                         .model_dump(mode="json")})
+        await tx.commit()
+    listed = await pending_cards(a.redis, a)
+    assert listed == [("sig:SIGLIST3", now + 5_000), ("sig:SIGLIST1", now + 60_000), ("sig:SIGLIST2", now + 90_000),
+                      ("sig:SIGLIST0", now + 300_000)]
+    card = await read_card(a.redis, a, "sig:SIGLIST2")
+    assert card is not None and (card["kind"], card["state"], card["expires_ms"]) == ("signal", "pending", now + 90_000)
+    assert (await decide_signal(a, "SIGLIST1", "rejected", "tg:1001")).ok
+    assert [item for item, _ in await pending_cards(a.redis, a)] == ["sig:SIGLIST3", "sig:SIGLIST2", "sig:SIGLIST0"]
