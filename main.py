@@ -6,7 +6,7 @@
     python main.py ibkr check [--host H] [--port P] [--client-id N] [--json]
     python main.py check-config [--config FILE]
     python main.py analytics CHAIN.json
-    python main.py overseer review SIGNAL.json [--state STATE.json]
+    python main.py overseer review SIGNAL.json [--state STATE.json] [--at ISO8601]
 
 Exit codes: 0 ok, 1 runtime failure, 2 bad input / configuration / unreachable Redis.
 """
@@ -182,23 +182,44 @@ def cmd_analytics(args: argparse.Namespace) -> int:
     except json.JSONDecodeError as exc:
         return _fail(f"{args.file}: not valid JSON (line {exc.lineno}: {exc.msg})")
     settings = _settings(args)
+    a = settings.analytics  # the same analytics configuration the AnalyticsService uses
     try:
         result = analyze_chain_json(obj, rate=settings.market.rate,
                                     dividend_yield=settings.market.dividend_yield,
-                                    grid_levels=settings.analytics.flip_grid_levels)
+                                    grid_levels=a.flip_grid_levels, flip_range_pct=a.flip_range_pct,
+                                    min_minutes_to_expiry=a.min_minutes_to_expiry)
     except ChainFileError as exc:
         return _fail(f"{args.file}: {exc}")
     print(json.dumps(result, indent=2))
     return 0
 
 
+def _review_time(raw: str | None) -> datetime:
+    """``--at``: an ISO 8601 time WITH its UTC offset (``Z`` allowed); default the wall clock. A time
+    without an offset is refused rather than guessed: the rules depend on the New York clock."""
+    from datetime import UTC
+
+    if raw is None:
+        from core.clock.clock import LiveClock
+
+        return LiveClock().now()
+    text = raw.strip()
+    try:
+        at = datetime.fromisoformat(text[:-1] + "+00:00" if text[-1:] in ("Z", "z") else text)
+    except (ValueError, IndexError):
+        raise UsageError(f"--at {raw!r}: not an ISO 8601 time (e.g. 2026-12-03T10:15:00-05:00)") from None
+    if at.tzinfo is None or at.utcoffset() is None:
+        raise UsageError(f"--at {raw!r}: needs a UTC offset (e.g. 2026-12-03T10:15:00-05:00 or ...Z)")
+    return at.astimezone(UTC)
+
+
 def cmd_overseer(args: argparse.Namespace) -> int:
-    from core.clock.clock import LiveClock
     from overseer.cli import InputFileError, review_file
 
+    at = _review_time(args.at)
     settings = _settings(args)
     try:
-        verdict = asyncio.run(review_file(args.signal, args.state, settings, load_secrets(), LiveClock().now()))
+        verdict = asyncio.run(review_file(args.signal, args.state, settings, load_secrets(), at))
     except InputFileError as exc:
         return _fail(str(exc))
     print(json.dumps(verdict, indent=2, default=str))
@@ -493,6 +514,7 @@ def build_parser() -> argparse.ArgumentParser:
                          description="review a signal file: hard rules, then Claude")
     rv.add_argument("signal", metavar="SIGNAL.json")
     rv.add_argument("--state", metavar="STATE.json")
+    rv.add_argument("--at", metavar="ISO8601", help="evaluate as of this time, with its UTC offset (default: now)")
     rv.add_argument("--config", metavar="FILE")
     rv.set_defaults(fn=cmd_overseer)
     return p

@@ -1,4 +1,7 @@
-"""``python main.py overseer review SIGNAL.json [--state STATE.json]``.
+"""``python main.py overseer review SIGNAL.json [--state STATE.json] [--at ISO8601]``.
+
+``--at`` (main.py) is the ``now`` of the review: an aware time (an offset is required on the command
+line); without it, the wall clock.
 
     from overseer.cli import InputFileError, review_file
     try:

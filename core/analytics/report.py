@@ -182,6 +182,9 @@ def analyze_chain_json(
     rate: float = DEFAULT_RATE,
     dividend_yield: float = DEFAULT_DIVIDEND_YIELD,
     grid_levels: int = 200,
+    *,
+    flip_range_pct: float = 20.0,
+    min_minutes_to_expiry: float = 5.0,
 ) -> dict[str, Any]:
     """Apply the CHAIN.json contract (module docstring) to a parsed JSON object.
 
@@ -189,7 +192,9 @@ def analyze_chain_json(
         obj: the parsed CHAIN.json.
         rate: rate used when the file has no ``rate`` (or it is null); default 0.045.
         dividend_yield: yield used when the file has no ``dividend_yield``; default 0.0.
-        grid_levels: spot levels of the zero-gamma grid (+-20%).
+        grid_levels: spot levels of the zero-gamma grid.
+        flip_range_pct: the zero-gamma grid spans spot +- this percent (``analytics.flip_range_pct``).
+        min_minutes_to_expiry: floor on time to expiry (``analytics.min_minutes_to_expiry``).
 
     Raises:
         ChainFileError: malformed top-level structure (one-line message).
@@ -216,7 +221,8 @@ def analyze_chain_json(
     chain, counts = clean_chain(raw, asof)
     chain.rate = file_rate                      # a stated value overrides the defaults
     chain.dividend_yield = file_dividend_yield
-    res = compute_exposure(chain, rate, dividend_yield, grid_levels=grid_levels)
+    res = compute_exposure(chain, rate, dividend_yield, grid_levels=grid_levels, width=flip_range_pct / 100.0,
+                           min_minutes=min_minutes_to_expiry)
 
     by_strike: dict[str, float] = {}
     for k, v in zip(res.strikes.tolist(), res.gex_by_strike.tolist(), strict=True):
