@@ -418,9 +418,15 @@ class ExecutionService(Service):
                 if st.status.is_terminal:  # a live broker confirms later, on its push channel
                     self._order_event(tx, st, st.status.value, reason=f"{ev.action}:{ev.reason}"[:80])
                 cancelled += 1
-        pending = await self.redis.hkeys(self._pending_key)
-        for order_id in sorted(pending):
+        pending = await self.redis.hgetall(self._pending_key)
+        for order_id, raw in sorted(pending.items()):  # approved, never placed: each refused, the card told
             tx.pipe.hdel(self._pending_key, order_id)
+            corr, fields = salvage_fields(raw, order_id)
+            why = f"approved entry cancelled before placement by {ev.action}: {ev.reason}"[:200]
+            if fields is None:
+                self._drop_poison(tx, order_id, raw, why)
+            else:
+                self._refuse_entry(tx, corr, order_id, fields, Reason.HALTED, why, "cancelled")
         self._pending = {}
         return bool(cancelled) or bool(pending)
 
@@ -448,9 +454,15 @@ class ExecutionService(Service):
         waiting = await self._pending_map()
         raw_pending = await self.redis.hgetall(self._pending_key) if waiting else {}
         for order_id, raw in sorted(raw_pending.items()):
-            body = json.loads(raw)
-            if body["deadline_ms"] <= now_ms:
-                ev = ApprovalEvent.model_validate(body["approval"])
+            try:
+                deadline_ms = int(json.loads(raw)["deadline_ms"])
+                ev = parse_pending(raw)
+            except Exception as exc:  # noqa: BLE001 - poison: removed and refused alone, never a failed tick
+                tx.pipe.hdel(self._pending_key, order_id)
+                waiting.pop(order_id, None)
+                self._drop_poison(tx, order_id, raw, f"stored entry unreadable: {type(exc).__name__}")
+                continue
+            if deadline_ms <= now_ms:
                 tx.pipe.hdel(self._pending_key, order_id)
                 waiting.pop(order_id, None)
                 self._reject_event(tx, ev.correlation_id, order_id, sig_fields(ev), "entry",

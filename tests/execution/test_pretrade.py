@@ -306,3 +306,32 @@ async def test_poison_pending_entries_are_refused_alone_and_the_genuine_quote_pl
     assert await sim_bus.redis.xlen(sim_bus.keys.dlq("execution")) == 0
     groups = await sim_bus.redis.xinfo_groups(sim_bus.keys.stream("option_quotes"))
     assert all(g["pending"] == 0 for g in groups)
+
+
+async def test_a_halt_refuses_each_approved_entry_still_waiting_for_its_quote(sim_bus):
+    """Approved, never placed, then halted: the entry is not silently dropped; it is refused with
+    HALTED (the rejected OrderEvent and the audit the admin's card shows)."""
+    from core.bus.events import ControlEvent
+
+    desk = await Desk(sim_bus).start()
+    waiting = desk.approval()
+    await desk.send(waiting)
+    await desk.send(sim_bus.make(ControlEvent, action="halt", by="tg:1", reason="news"))
+    assert [(o.order_id, o.status, o.reason) for o in await desk.orders()] == [
+        (f"ent-{waiting.signal.id}", "rejected", "HALTED")]
+    [refusal] = await desk.refusals()
+    assert refusal["stage"] == "cancelled" and "halt: news" in refusal["detail"]
+    assert await sim_bus.redis.hlen(sim_bus.keys.hash("pending_entries")) == 0
+
+
+async def test_an_unreadable_pending_entry_does_not_fail_the_timer(sim_bus):
+    """The expiry sweep of waiting entries meets one that does not read back: it is removed and
+    refused alone; the tick commits and the genuine entry still waits for its quote."""
+    desk = await Desk(sim_bus).start()
+    genuine = desk.approval()
+    await desk.send(genuine)
+    await sim_bus.redis.hset(sim_bus.keys.hash("pending_entries"), "ent-junk", "{not json")
+    desk.svc._pending = None  # as a restarted process would read the hash
+    await desk.svc.on_timer(sim_bus.clock.now())
+    assert [r["order_id"] for r in await desk.refusals()] == ["ent-junk"]
+    assert await sim_bus.redis.hkeys(sim_bus.keys.hash("pending_entries")) == [f"ent-{genuine.signal.id}"]
