@@ -45,8 +45,8 @@ die() { echo "mutation.sh: $*" >&2; exit 2; }
 # module -> source file | test files | mutant-name globs (empty: every mutant of the file)
 spec() {
   case "$1" in
-    rules) echo "core/risk/rules.py|tests/risk/test_risk_rules.py tests/risk/test_risk_windows.py tests/risk/test_risk_properties.py|" ;;
-    limits) echo "core/risk/limits.py|tests/risk/test_risk_limits.py tests/risk/test_risk_properties.py|" ;;
+    rules) echo "core/risk/rules.py|tests/risk/test_risk_rules.py tests/risk/test_risk_windows.py tests/risk/test_risk_properties.py tests/risk/test_boundaries.py|" ;;
+    limits) echo "core/risk/limits.py|tests/risk/test_risk_limits.py tests/risk/test_risk_properties.py tests/risk/test_boundaries.py|" ;;
     guard) echo "core/execution/guard.py|tests/execution/test_guard.py tests/ibkr/test_adapter_guard.py|" ;;
     claim) echo "bot/approvals/claims.py|tests/safety/test_approval_claim_race.py tests/telegram/test_tg_approvals.py|" ;;
     bus) echo "core/bus/bus.py|tests/bus|" ;;
