@@ -30,7 +30,7 @@ DEMO_OVERLAY = ROOT / "config" / "demo.yaml"
 
 # Lock-step order matters only for tie-breaking inside one simulated instant.
 SERVICE_ORDER = ("market", "analytics", "signals", "overseer", "approvals", "execution", "positions",
-                 "anomaly", "reports", "distributor", "telegram")
+                 "anomaly", "reports", "distributor", "telegram", "ledger")
 
 
 class UsageError(Exception):
@@ -101,9 +101,14 @@ def service_factories() -> dict[str, Callable[[Any], Any]]:
 
         return TelegramBotService(ctx)
 
+    def ledger(ctx: Any) -> Any:
+        from core.ledger.service import LedgerService
+
+        return LedgerService(ctx)
+
     return {"market": market, "analytics": analytics, "signals": signals, "overseer": overseer,
             "anomaly": anomaly, "approvals": approvals, "execution": execution, "positions": positions,
-            "distributor": distributor, "reports": reports, "telegram": telegram}
+            "distributor": distributor, "reports": reports, "telegram": telegram, "ledger": ledger}
 
 
 def build_services(ctx: Any, names: list[str]) -> list[Any]:
@@ -115,9 +120,11 @@ def build_services(ctx: Any, names: list[str]) -> list[Any]:
 
 
 def default_services(settings: Settings, secrets: Secrets) -> list[str]:
-    names = [n for n in SERVICE_ORDER if n != "telegram"]
+    names = [n for n in SERVICE_ORDER if n not in ("telegram", "ledger")]
     if settings.telegram.enabled or secrets.telegram_bot_token is not None:
         names.append("telegram")
+    if settings.ledger.enabled:
+        names.append("ledger")
     return names
 
 
@@ -450,7 +457,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     summary = asyncio.run(run_demo(settings, secrets, day, seed, out, lambda ctx: build_services(ctx, names),
                                    finalizers=[finalize_outbox], progress=True,
-                                   redis_url=_redis_url(settings, load_secrets())))
+                                   redis_url=_redis_url(settings, load_secrets()),
+                                   extras={"ledger_url": args.database_url} if args.database_url else None))
     if args.json:
         print(json.dumps(summary, sort_keys=False))
     return 0
@@ -472,6 +480,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--date", help="session day YYYY-MM-DD (default: most recent session)")
     d.add_argument("--out", metavar="DIR", help="output folder (default: demo.out_dir = var/demo)")
     d.add_argument("--json", action="store_true", help="print a JSON summary as the last stdout line")
+    d.add_argument("--database-url", metavar="URL",
+                   help="ledger database (default: <out>/ledger.sqlite; e.g. postgresql://127.0.0.1/quanticity)")
 
     r = add("run", cmd_run, "run services concurrently in real time")
     r.add_argument("--mode", choices=["live", "dry-run", "demo"], required=True)

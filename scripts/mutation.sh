@@ -47,7 +47,7 @@ spec() {
   case "$1" in
     rules) echo "core/risk/rules.py|tests/risk/test_risk_rules.py tests/risk/test_risk_windows.py tests/risk/test_risk_properties.py tests/risk/test_boundaries.py|" ;;
     limits) echo "core/risk/limits.py|tests/risk/test_risk_limits.py tests/risk/test_risk_properties.py tests/risk/test_boundaries.py|" ;;
-    guard) echo "core/execution/guard.py|tests/execution/test_guard.py tests/ibkr/test_adapter_guard.py|" ;;
+    guard) echo "core/execution/guard.py|tests/execution/test_guard.py tests/ibkr/test_adapter_guard.py tests/safety/test_order_guard_edges.py|" ;;
     claim) echo "bot/approvals/claims.py|tests/safety/test_approval_claim_race.py tests/telegram/test_tg_approvals.py|" ;;
     bus) echo "core/bus/bus.py|tests/bus|" ;;
     consumer) echo "core/bus/consumer.py|tests/bus|" ;;

@@ -9,7 +9,8 @@
   event pending and un-marked; it is counted (metric + the group's tries hash) and
   retried by this running consumer after a per-entry backoff (``core.bus.retry``), and
   after ``max_deliveries`` failed attempts dead-lettered with a ``DEAD_LETTER`` alert
-  (``core.bus.dead_letter``). If a poll fails part-way (Redis gone), the next poll
+  (``core.bus.dead_letter``). A handler raising ``core.bus.retry.Unavailable`` (its own store is
+  down) is retried the same way but never dead-lettered. If a poll fails part-way (Redis gone), the next poll
   re-reads this consumer's own pending entries, so nothing waits for a restart.
 """
 
@@ -25,7 +26,7 @@ from redis.exceptions import ResponseError
 from core.bus.bus import Bus, Tx
 from core.bus.dead_letter import dead_letter
 from core.bus.events import REGISTRY, BadEvent, Event, decode
-from core.bus.retry import RetrySchedule
+from core.bus.retry import RetrySchedule, Unavailable
 from core.runtime import metrics
 
 log = logging.getLogger("quanticity.bus")
@@ -281,7 +282,14 @@ class Consumer:
         self.failed += 1
         metrics.ERRORS.labels(self.group).inc()
         now_ms = self.bus.clock.ms()
-        self.retries.failed(key, entry_id, self.retries.tries(key, entry_id) + 1, now_ms)
+        local = self.retries.tries(key, entry_id) + 1
+        self.retries.failed(key, entry_id, local, now_ms)
+        if isinstance(exc, Unavailable):
+            # a downstream store is down: retried with backoff for as long as it lasts, never
+            # counted toward dead-lettering (the entry stays pending on the bus meanwhile)
+            log.warning("group=%s event=%s type=%s %s: downstream unavailable (attempt %d, next in %d ms): %s",
+                        self.group, event.id, event.type, stage, local, self.retries.delay_ms(local), exc)
+            return
         tries = await self.bus.redis.hincrby(self.bus.keys.tries(self.group), entry_id, 1)
         log.error("group=%s event=%s type=%s corr=%s %s failed (attempt %d/%d): %s: %s", self.group, event.id,
                   event.type, event.correlation_id, stage, tries, self.max_deliveries, type(exc).__name__, exc,

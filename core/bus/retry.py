@@ -65,3 +65,9 @@ class RetrySchedule:
 
     def __len__(self) -> int:
         return len(self._due)
+
+
+class Unavailable(Exception):
+    """Raised by a handler when a store it writes to (not Redis: e.g. the ledger's database) is
+    down. Not the event's fault: the consumer retries it with the same backoff but never counts
+    it toward dead-lettering, so an outage of any length loses nothing (the entry stays pending)."""

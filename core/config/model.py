@@ -276,6 +276,20 @@ class LoggingSettings(_Strict):
     json_output: bool = False
 
 
+class LedgerSettings(_Strict):
+    """The durable trade ledger (core/ledger). Where it lives: ``DATABASE_URL`` (environment /
+    .env, a secret: it may carry a password) when set, else an embedded SQLite file at
+    ``sqlite_path`` (the demo writes ``ledger.sqlite`` inside its ``--out`` instead)."""
+
+    enabled: bool = True
+    sqlite_path: str = "var/ledger/{mode}.sqlite"  # {mode} -> live | dry-run | demo
+    connect_timeout_s: float = Field(default=5.0, gt=0)
+    # stream retention: entries older than this are trimmed once every consumer group (the
+    # ledger's included) has acknowledged them; 0 keeps the length cap (redis.stream_maxlen) only
+    retention_days: float = Field(default=7.0, ge=0)
+    trim_interval_s: int = Field(default=300, ge=10)
+
+
 class DemoSettings(_Strict):
     seed: int = 1
     out_dir: str = "var/demo"
@@ -305,6 +319,7 @@ class Settings(_Strict):
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     runner: RunnerSettings = Field(default_factory=RunnerSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
+    ledger: LedgerSettings = Field(default_factory=LedgerSettings)
     demo: DemoSettings = Field(default_factory=DemoSettings)
 
     @model_validator(mode="after")

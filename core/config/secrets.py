@@ -15,6 +15,7 @@ class Secrets(BaseSettings):
                                       case_sensitive=False)
 
     redis_url: SecretStr | None = None  # may carry a password
+    database_url: SecretStr | None = None  # the trade ledger (PostgreSQL); unset: embedded SQLite
     telegram_bot_token: SecretStr | None = None
     telegram_admin_ids: str = ""  # comma-separated user ids (not secret, but environment-only)
     telegram_admin_chat_id: str = ""

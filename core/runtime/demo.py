@@ -154,7 +154,7 @@ class _Progress:
 
 async def run_demo(settings: Settings, secrets: Secrets, day: date, seed: int, out: Path,
                    build: ServiceBuilder, finalizers: Sequence[Finalizer] = (), progress: bool = True,
-                   redis_url: str | None = None) -> dict[str, Any]:
+                   redis_url: str | None = None, extras: dict[str, Any] | None = None) -> dict[str, Any]:
     cal = NyseCalendar()
     session = cal.session(day)
     start = session.at(settings.demo.start)
@@ -162,7 +162,8 @@ async def run_demo(settings: Settings, secrets: Secrets, day: date, seed: int, o
     wall0 = time.perf_counter()
 
     if out.exists():
-        for name in ("journal.jsonl", "outbox.jsonl", "outbox.html"):
+        for name in ("journal.jsonl", "outbox.jsonl", "outbox.html", "ledger.sqlite", "ledger.sqlite-wal",
+                     "ledger.sqlite-shm"):
             (out / name).unlink(missing_ok=True)
         shutil.rmtree(out / "reports", ignore_errors=True)
     out.mkdir(parents=True, exist_ok=True)
@@ -178,7 +179,7 @@ async def run_demo(settings: Settings, secrets: Secrets, day: date, seed: int, o
         bus = Bus(handle.client, keys, clock, IdFactory(seed), maxlen=settings.redis.stream_maxlen,
                   source="demo")
         ctx = Context(settings=settings, secrets=secrets, bus=bus, clock=clock, calendar=cal,
-                      out_dir=str(out), extras={"seed": seed, "session_day": day})
+                      out_dir=str(out), extras={"seed": seed, "session_day": day, **(extras or {})})
         services = list(build(ctx))
         prog = _Progress(bus, progress)
         if progress:
@@ -197,12 +198,19 @@ async def run_demo(settings: Settings, secrets: Secrets, day: date, seed: int, o
         reports = sorted(str(p) for p in (out / "reports").glob("*.html")) if (out / "reports").exists() else []
         summary = summarize(events, out / "outbox.jsonl", reports, (end - start).total_seconds(),
                             time.perf_counter() - wall0, day)
+        ledger = next((s for s in services if s.name == "ledger"), None)
+        if ledger is not None:
+            store = ledger.store  # type: ignore[attr-defined]
+            summary["ledger"] = {"database": store.describe(), "events_written": store.written}
         if progress:
             print(f"demo: {summary['signals']} signals, {summary['fills']} fills, "
                   f"{summary['positions_closed']} closed, realized {summary['realized_pnl']:+.2f}, "
                   f"{sum(summary['messages']['discord'].values()) + summary['messages']['x'] + summary['messages']['reddit']}"
                   f" messages, {len(reports)} report(s) in {summary['wall_seconds']:.1f}s -> {out}/",
                   file=sys.stderr)
+            if ledger is not None:
+                print(f"ledger: {summary['ledger']['events_written']} events -> {summary['ledger']['database']}",
+                      file=sys.stderr)
         return summary
     finally:
         await _wipe(handle, keys)
