@@ -14,7 +14,7 @@ import pytest
 
 from core.domain.contract import Instrument, OptionContract, Right, SecType
 from core.domain.reasons import Reason
-from core.domain.signal import Side
+from core.domain.signal import Leg, Side
 from core.execution import OrderPurpose, OrderRejected, OrderRequest, check_order
 
 NY = ZoneInfo("America/New_York")
@@ -89,3 +89,29 @@ def test_an_incomplete_option_is_named_in_the_refusal() -> None:
 def test_a_refusal_without_an_order_id_has_no_order_suffix() -> None:
     err = OrderRejected(Reason.NOT_LONG, "x")
     assert str(err) == f"{Reason.NOT_LONG.value}: x" and err.order_id is None and err.detail == "x"
+
+
+# The refusal's detail is what the admin reads on the Telegram card and in the audit stream: it must
+# say which rule refused the order (pinned verbatim, so a reworded refusal is a deliberate change),
+# and every refusal names its order.
+LEG_OPT = Instrument(type=SecType.OPT, expiry=date(2026, 1, 16), strike=590, right=Right.CALL)
+
+
+@pytest.mark.parametrize(("update", "reason", "detail"), [
+    ({"contract": Instrument(type=SecType.BAG)}, Reason.NOT_SINGLE_LEG, "combo/spread (BAG) orders are not allowed"),
+    ({"legs": [Leg(instrument=LEG_OPT, side=Side.BUY), Leg(instrument=LEG_OPT, side=Side.SELL)]},
+     Reason.NOT_SINGLE_LEG, "2 legs: only single-leg orders"),
+    ({"legs": [Leg(instrument=Instrument(type=SecType.STK), side=Side.BUY)]}, Reason.NOT_OPTION,
+     "leg is STK, not an option"),
+    ({"legs": [Leg(instrument=LEG_OPT, side=Side.SELL)]}, Reason.NOT_LONG, "a SELL leg opens a short option"),
+])
+def test_each_leg_refusal_says_why(update: dict, reason: Reason, detail: str) -> None:
+    err = refused(order(**update))
+    assert err.reason == reason and err.detail == detail
+
+
+def test_side_and_purpose_mismatches_say_why() -> None:
+    assert refused(order(Side.SELL, purpose=OrderPurpose.ENTRY), held_qty=5).detail == \
+        "sell to open would be a short option"
+    assert refused(order(Side.BUY, purpose=OrderPurpose.EXIT)).detail == \
+        "a BUY is always an entry (there are no shorts to cover)"
