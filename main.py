@@ -7,6 +7,7 @@
     python main.py check-config [--config FILE]
     python main.py analytics CHAIN.json
     python main.py overseer review SIGNAL.json [--state STATE.json] [--at ISO8601]
+    python main.py ledger migrate|stats|export|rebuild ...   (each with [--mode M] [--database-url URL])
 
 Exit codes: 0 ok, 1 runtime failure, 2 bad input / configuration / unreachable Redis.
 """
@@ -464,6 +465,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_ledger(args: argparse.Namespace) -> int:
+    from core.ledger.cli import LedgerCliError, run
+
+    try:
+        return run(args, _settings(args), load_secrets())
+    except LedgerCliError as exc:
+        return _fail(str(exc))
+
+
 # ------------------------------------------------------------------ parser
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="main.py", description="Quanticity: chat-ops options desk with an AI overseer")
@@ -527,7 +537,40 @@ def build_parser() -> argparse.ArgumentParser:
     rv.add_argument("--at", metavar="ISO8601", help="evaluate as of this time, with its UTC offset (default: now)")
     rv.add_argument("--config", metavar="FILE")
     rv.set_defaults(fn=cmd_overseer)
+    _add_ledger(sub, modes)
     return p
+
+
+def _add_ledger(sub: Any, modes: list[str]) -> None:
+    lg = sub.add_parser("ledger", help="the durable trade ledger: migrate, stats, export, rebuild",
+                        description="the durable trade ledger (DATABASE_URL, else ledger.sqlite_path of the mode)")
+    lsub = lg.add_subparsers(dest="ledger_command", required=True)
+
+    def add(name: str, help_: str) -> argparse.ArgumentParser:
+        sp = lsub.add_parser(name, help=help_, description=help_)
+        sp.add_argument("--config", metavar="FILE", help="YAML overlay on config/default.yaml")
+        sp.add_argument("--mode", choices=modes, help="whose ledger (default: the configured mode)")
+        sp.add_argument("--database-url", metavar="URL", help="ledger database (default: DATABASE_URL, else "
+                        "ledger.sqlite_path of the mode); e.g. postgresql://127.0.0.1/quanticity")
+        sp.set_defaults(fn=cmd_ledger)
+        return sp
+
+    m = add("migrate", "bring the ledger schema to the newest revision (or R); prints the revision before/after")
+    m.add_argument("--revision", metavar="R", help="target revision (default: head; with --down required, "
+                   "e.g. base)")
+    m.add_argument("--down", action="store_true", help="migrate down to --revision")
+    st = add("stats", "signals, fills, closed trades, wins, losses and realized P&L of New York days")
+    st.add_argument("--from", dest="from_day", metavar="YYYY-MM-DD", help="first New York day (default: open)")
+    st.add_argument("--to", dest="to_day", metavar="YYYY-MM-DD", help="last New York day (default: open)")
+    st.add_argument("--json", action="store_true", help="one JSON object")
+    ex = add("export", "every ledger table's rows of New York days FROM..TO as CSV and Parquet, with "
+                       "trades and manifest.json")
+    ex.add_argument("--from", dest="from_day", metavar="YYYY-MM-DD", help="first New York day (required)")
+    ex.add_argument("--to", dest="to_day", metavar="YYYY-MM-DD", help="last New York day (required)")
+    ex.add_argument("--out", metavar="DIR", help="output folder (required)")
+    ex.add_argument("--format", metavar="csv,parquet", help="file formats (default: csv,parquet)")
+    rb = add("rebuild", "re-read the ledgered streams Redis still holds for the mode and ledger what is missing")
+    rb.add_argument("--json", action="store_true", help="one JSON object")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,6 +8,10 @@ each event in a database transaction before the bus acknowledges it, so:
   doubling to 30 s) for as long as it lasts and never dead-letters; the bus keeps the entries.
 Lag behind the bus is one poll in ``run`` (``runner.poll_block_ms``) plus the write; the demo
 writes in lock-step. The service publishes nothing, so it cannot change any decision.
+
+Its timer (every ``ledger.trim_interval_s`` of the service clock) trims the bus streams to
+``ledger.retention_days`` (``core.ledger.retention``): never past an entry a group still needs,
+so never past one this service has not written yet. Age is Redis time: a demo day trims nothing.
 """
 
 from __future__ import annotations
@@ -15,7 +19,8 @@ from __future__ import annotations
 from datetime import datetime
 
 from core.bus.bus import Tx
-from core.bus.events import Event
+from core.bus.events import ALL_STREAMS, Event
+from core.ledger.retention import trim_streams
 from core.ledger.rows import LEDGERED_STREAMS, LEDGERED_TYPES
 from core.ledger.store import LedgerStore, LedgerUnavailable, resolve_url
 from core.runtime.service import Context, Service
@@ -42,6 +47,10 @@ class LedgerService(Service):
     def __init__(self, ctx: Context, store: LedgerStore | None = None) -> None:
         super().__init__(ctx)
         self.store = store or store_for(ctx)
+        self.retention_days = ctx.settings.ledger.retention_days
+        # retention_days 0 disables trimming: no timer at all
+        self.interval_s = float(ctx.settings.ledger.trim_interval_s) if self.retention_days > 0 else None
+        self.trimmed = 0  # stream entries trimmed by this process
 
     async def start(self) -> None:
         try:
@@ -57,4 +66,6 @@ class LedgerService(Service):
         await self.store.awrite([event])
 
     async def on_timer(self, now: datetime) -> None:
-        """Nothing periodic yet: retention trimming joins here."""
+        """Retention: trim every bus stream to ``retention_days`` above the groups' floors."""
+        report = await trim_streams(self.redis, self.keys, ALL_STREAMS, self.retention_days)
+        self.trimmed += report.total
