@@ -11,8 +11,19 @@ from typing import Any
 
 from sqlalchemy import Table
 
-from core.bus.events import (AlertEvent, ApprovalEvent, ControlEvent, DeliveryEvent, Event, FillEvent,
-                             OrderEvent, PositionEvent, ReportEvent, SignalEvent, VerdictEvent)
+from core.bus.events import (
+    AlertEvent,
+    ApprovalEvent,
+    ControlEvent,
+    DeliveryEvent,
+    Event,
+    FillEvent,
+    OrderEvent,
+    PositionEvent,
+    ReportEvent,
+    SignalEvent,
+    VerdictEvent,
+)
 from core.ledger import schema as s
 
 LEDGERED: tuple[type[Event], ...] = (SignalEvent, VerdictEvent, ApprovalEvent, OrderEvent, FillEvent,

@@ -19,7 +19,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from core.bus.bus import Tx
-from core.bus.events import ALL_STREAMS, Event
+from core.bus.events import ALL_STREAMS, AlertEvent, Event
 from core.ledger.retention import trim_streams
 from core.ledger.rows import LEDGERED_STREAMS, LEDGERED_TYPES
 from core.ledger.store import LedgerStore, LedgerUnavailable, resolve_url
@@ -39,6 +39,9 @@ def store_for(ctx: Context) -> LedgerStore:
                        connect_timeout_s=s.connect_timeout_s)
 
 
+OUTAGE_ALERT_S = 30  # an outage longer than this raises LEDGER_UNAVAILABLE (WARNING) to the admin
+
+
 class LedgerService(Service):
     name = "ledger"
     streams = LEDGERED_STREAMS
@@ -51,6 +54,8 @@ class LedgerService(Service):
         # retention_days 0 disables trimming: no timer at all
         self.interval_s = float(ctx.settings.ledger.trim_interval_s) if self.retention_days > 0 else None
         self.trimmed = 0  # stream entries trimmed by this process
+        self._down_since: int | None = None  # bus-clock ms of the first failed write of an outage
+        self._alerted = False
 
     async def start(self) -> None:
         try:
@@ -63,7 +68,46 @@ class LedgerService(Service):
         self.store.close()
 
     async def handle(self, event: Event, tx: Tx) -> None:
-        await self.store.awrite([event])
+        try:
+            await self.store.awrite([event])
+        except LedgerUnavailable as exc:
+            await self._outage(exc)
+            raise
+        if self._down_since is not None:
+            await self._recovered()
+
+    async def _outage(self, exc: LedgerUnavailable) -> None:
+        """Tell the admin once per outage, after ``OUTAGE_ALERT_S`` (a blip is only logged). The
+        alert goes straight onto the bus (this handling is failing, so its transaction is not
+        committed); Redis being down too is survivable: the next failure tries again."""
+        now = self.clock.ms()
+        if self._down_since is None:
+            self._down_since = now
+        if self._alerted or now - self._down_since < OUTAGE_ALERT_S * 1000:
+            return
+        try:
+            await self.bus.publish(self.bus.make(
+                AlertEvent, code="LEDGER_UNAVAILABLE", severity="WARNING", state="raised", subject="ledger",
+                message=(f"The trade ledger ({self.store.describe()}) has been unreachable for "
+                         f"{(now - self._down_since) // 1000} s: {exc}. Trading goes on; its events wait on "
+                         f"the bus and are written when it is back.")))
+            self._alerted = True
+        except Exception:  # Redis away as well: logged, tried again at the next failure
+            self.log.warning("ledger: could not publish the LEDGER_UNAVAILABLE alert", exc_info=True)
+
+    async def _recovered(self) -> None:
+        down_s = (self.clock.ms() - (self._down_since or 0)) // 1000
+        self._down_since = None
+        if not self._alerted:
+            return
+        self._alerted = False
+        self.log.info("ledger: reachable again after %d s", down_s)
+        try:
+            await self.bus.publish(self.bus.make(
+                AlertEvent, code="LEDGER_UNAVAILABLE", severity="WARNING", state="cleared", subject="ledger",
+                message=f"The trade ledger is reachable again after {down_s} s; the waiting events are written."))
+        except Exception:  # the raise stays visible; the next recovery clears it
+            self.log.warning("ledger: could not publish the LEDGER_UNAVAILABLE clear", exc_info=True)
 
     async def on_timer(self, now: datetime) -> None:
         """Retention: trim every bus stream to ``retention_days`` above the groups' floors."""

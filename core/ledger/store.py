@@ -196,8 +196,8 @@ class LedgerStore:
         if self.engine is not None:
             try:
                 self.engine.dispose()
-            except Exception:  # noqa: BLE001 - disposing a dead pool may itself fail; nothing to keep
-                pass
+            except Exception:  # disposing a dead pool may itself fail; nothing to keep but a log line
+                log.debug("ledger: disposing the connection pool failed", exc_info=True)
 
 
 def _insert_meta(dialect: str) -> Any:
