@@ -45,6 +45,7 @@ from typing import Any, Literal
 
 import redis.asyncio as aioredis
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import Connection
 
 from core.bus.events import (
     AlertEvent,
@@ -797,7 +798,7 @@ def _score(sc: lq.Scorecard, strategy: str = "") -> PeriodScore:
                        win_rate_pct=d["win_rate_pct"], realized_pnl=d["realized_pnl"])
 
 
-def period_stats(conn: Any, day: date) -> LedgerPeriods:
+def period_stats(conn: Connection, day: date) -> LedgerPeriods:
     """Week and month to date through ``day`` (New York), from the ledger (runs in a worker thread)."""
     out = LedgerPeriods(available=True, asof_ms=lq.latest_event_ms(conn))
     if out.asof_ms is not None:
@@ -813,8 +814,11 @@ def period_stats(conn: Any, day: date) -> LedgerPeriods:
 async def ledger_periods(ledger: LedgerReader, day: date) -> LedgerPeriods:
     """:func:`period_stats`, or why the ledger cannot be read (the report is built either way).
 
-    In the lock-step demo the ledger holds every event published before the report's simulated
-    instant (see ``core.ledger.reader``), so the figures are the same on every run of a seed."""
+    Lock-step demo: the ledger holds every event published before the report's simulated instant,
+    but not those published at that same instant before the report was built (a trade closing at
+    16:10:00 is in the day's tables, read from the streams, but in the ledger's figures only from
+    the next read on); which ones those are is fixed by the seed and the service order, so the figures
+    are the same on every run (``core.ledger.reader``). In ``run`` the ledger trails by one poll."""
     got = await ledger.try_read(lambda conn: period_stats(conn, day))
     return got if got is not None else LedgerPeriods(available=False, note=ledger.last_error)
 

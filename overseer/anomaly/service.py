@@ -131,7 +131,9 @@ class AnomalyService(Service):
         """Expected win rate of ``strategy`` on New York ``day``: its historical win rate in the
         ledger (wins / (wins + losses), ``core.ledger.queries``) over the trades it closed in the
         ``baseline_lookback_days`` days BEFORE ``day`` - today's trades never set the bar they are
-        judged against - once it has ``baseline_min_trades`` of them; else the configured baseline."""
+        judged against - once it has ``baseline_min_trades`` of them; else the configured baseline.
+        (The judged window counts a flat trade as not won; after commissions a flat close does not
+        happen in practice, so the two rates measure the same thing.)"""
         hist = await self._history(day)
         sc = hist.get(strategy) if hist is not None else None
         if sc is None or sc.trades < self.cfg.baseline_min_trades or sc.win_rate_pct is None:
