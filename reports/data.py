@@ -1,4 +1,5 @@
-"""Report data, gathered ONLY from the bus: event streams and state hashes.
+"""Report data, gathered from the bus (event streams and state hashes) and, for the close report's
+period statistics only, from the trade ledger.
 
 :func:`gather` reads, for the report's window (the previous session's close up to ``now``):
 
@@ -17,6 +18,11 @@
 - state: hash ``account`` (:func:`core.state.account.read_account`), hash ``positions``
   (:func:`core.state.account.open_positions`), the halt hash, and the ``quote`` snapshot
   (previous close, when the quotes stream does not reach back to it).
+
+The close report also shows period statistics (week and month to date: trades, win rate,
+realized P&L, overall and per strategy) read from the trade ledger (:func:`ledger_periods`,
+``core.ledger.queries``: the one P&L rule every surface shares), "as of" the ledger's newest event.
+The ledger is read, never the streams, for these: the streams are trimmed, the ledger is not.
 
 Streams are read newest-first with XREVRANGE and filtered on the events' own ``ts`` (stream entry
 ids are the Redis server's time, which is not the simulated time of a demo), stopping once a
@@ -39,6 +45,7 @@ from typing import Any, Literal
 
 import redis.asyncio as aioredis
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import Connection
 
 from core.bus.events import (
     AlertEvent,
@@ -58,6 +65,8 @@ from core.bus.keys import Keys
 from core.clock.calendar import NY, NyseCalendar
 from core.config.model import Settings
 from core.control.halt import read_halt
+from core.ledger import queries as lq
+from core.ledger.reader import LedgerReader
 from core.runtime.metrics import REJECTED
 from core.state.account import open_positions, read_account
 
@@ -308,6 +317,35 @@ class Totals(_M):
     alerts_active: int = 0
 
 
+class PeriodScore(_M):
+    """Closed trades of a period (the ledger's P&L rule, ``core.ledger.queries``)."""
+
+    strategy: str = ""              # "" = every strategy
+    trades: int = 0
+    wins: int = 0
+    losses: int = 0
+    win_rate_pct: float | None = None  # wins / (wins + losses)
+    realized_pnl: float = 0.0
+
+
+class PeriodStats(_M):
+    name: str                       # "Week to date" | "Month to date"
+    first: str                      # ISO New York days, inclusive
+    last: str
+    overall: PeriodScore = Field(default_factory=PeriodScore)
+    strategies: list[PeriodScore] = Field(default_factory=list)  # by strategy name
+
+
+class LedgerPeriods(_M):
+    """Period statistics of the close report, from the trade ledger."""
+
+    available: bool = False
+    note: str = ""                  # why not, when the ledger cannot be read
+    asof_ms: int | None = None      # the ledger's newest event (None: it holds none yet)
+    asof: str = ""                  # NY "YYYY-MM-DD HH:MM:SS"
+    periods: list[PeriodStats] = Field(default_factory=list)
+
+
 class ReportData(_M):
     kind: Kind
     day: str                        # ISO date of the report's session
@@ -332,6 +370,7 @@ class ReportData(_M):
     account: AccountInfo
     halted: bool = False
     totals: Totals = Field(default_factory=Totals)
+    periods: LedgerPeriods | None = None  # close report only
 
 
 # ------------------------------------------------------------------ stream reading
@@ -752,6 +791,38 @@ def pnl_series(increments: list[tuple[int, float]], start_ms: int) -> tuple[list
     return times, values
 
 
+# ------------------------------------------------------------------ period statistics (the ledger)
+def _score(sc: lq.Scorecard, strategy: str = "") -> PeriodScore:
+    d = sc.as_dict()
+    return PeriodScore(strategy=strategy, trades=sc.trades, wins=sc.wins, losses=sc.losses,
+                       win_rate_pct=d["win_rate_pct"], realized_pnl=d["realized_pnl"])
+
+
+def period_stats(conn: Connection, day: date) -> LedgerPeriods:
+    """Week and month to date through ``day`` (New York), from the ledger (runs in a worker thread)."""
+    out = LedgerPeriods(available=True, asof_ms=lq.latest_event_ms(conn))
+    if out.asof_ms is not None:
+        out.asof = ny_label(out.asof_ms, "%Y-%m-%d %H:%M:%S")
+    for name, first in (("Week to date", lq.week_start(day)), ("Month to date", day.replace(day=1))):
+        overall, per = lq.scorecards(lq.closed_trades(conn, first, day))
+        out.periods.append(PeriodStats(name=name, first=first.isoformat(), last=day.isoformat(),
+                                       overall=_score(overall),
+                                       strategies=[_score(per[k], k) for k in sorted(per)]))
+    return out
+
+
+async def ledger_periods(ledger: LedgerReader, day: date) -> LedgerPeriods:
+    """:func:`period_stats`, or why the ledger cannot be read (the report is built either way).
+
+    Lock-step demo: the ledger holds every event published before the report's simulated instant,
+    but not those published at that same instant before the report was built (a trade closing at
+    16:10:00 is in the day's tables, read from the streams, but in the ledger's figures only from
+    the next read on); which ones those are is fixed by the seed and the service order, so the figures
+    are the same on every run (``core.ledger.reader``). In ``run`` the ledger trails by one poll."""
+    got = await ledger.try_read(lambda conn: period_stats(conn, day))
+    return got if got is not None else LedgerPeriods(available=False, note=ledger.last_error)
+
+
 # ------------------------------------------------------------------ gather
 def report_day(cal: NyseCalendar, now: datetime) -> date:
     """The session a report made at ``now`` is about (the most recent session on a closed day)."""
@@ -760,9 +831,10 @@ def report_day(cal: NyseCalendar, now: datetime) -> date:
 
 
 async def gather(redis: aioredis.Redis, keys: Keys, settings: Settings, cal: NyseCalendar, kind: Kind,
-                 now: datetime, tails: Tails | None = None) -> ReportData:
+                 now: datetime, tails: Tails | None = None, ledger: LedgerReader | None = None) -> ReportData:
     """Everything a report of ``kind`` made at ``now`` shows. ``tails``: incremental readers kept
-    by a long-lived service (same result as a fresh read, fewer entries fetched)."""
+    by a long-lived service (same result as a fresh read, fewer entries fetched). ``ledger``: where
+    the close report's period statistics come from (None: not shown)."""
     now_ms = _ms(now)
     day = report_day(cal, now)
     prev_day = cal.most_recent_session(day - timedelta(days=1))
@@ -842,4 +914,5 @@ async def gather(redis: aioredis.Redis, keys: Keys, settings: Settings, cal: Nys
                             unrealized=round(acct.unrealized, 2), daily_pnl=round(acct.daily_pnl, 2),
                             equity=round(acct.equity, 2), drawdown_pct=round(acct.drawdown_pct, 2),
                             premium_open=round(acct.premium_open, 2)),
-        halted=halt.halted, totals=totals)
+        halted=halt.halted, totals=totals,
+        periods=await ledger_periods(ledger, day) if kind == "close" and ledger is not None else None)

@@ -186,6 +186,7 @@ def _premium(d: ReportData, commentary: dict[str, str]) -> dict[str, Any]:
             v["signals"].append(row)
     v["refused"] = [{"reason": r, "count": n} for r, n in sorted(refused.items(), key=lambda kv: (-kv[1], kv[0]))]
     v["commentary"] = dict(commentary)
+    v["periods"] = dump["periods"]  # close report: week / month to date from the ledger (premium only)
     return v
 
 

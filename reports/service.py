@@ -39,6 +39,7 @@ from pathlib import Path
 from core.bus.bus import Tx
 from core.bus.events import ControlEvent, Event, ReportEvent
 from core.clock.calendar import NY
+from core.ledger.reader import LedgerReader
 from core.runtime.metrics import REJECTED
 from core.runtime.service import Context, Service
 from reports.commentary import Commentator
@@ -64,6 +65,7 @@ class ReportService(Service):
         self.cal = ctx.calendar
         self.commentator = Commentator(ctx, self.cfg.commentary)
         self.tails = Tails()  # incremental readers of the quotes / flow streams, kept between builds
+        self.ledger = LedgerReader.for_context(ctx)  # the close report's period statistics
         self._failed: set[tuple[date, str]] = set()  # scheduled builds that raised (not retried in-process)
         self._schedules: dict[date, dict[Kind, datetime]] = {}
         self._built: dict[date, dict[str, str]] = {}  # report times per day (memoized)
@@ -184,7 +186,7 @@ class ReportService(Service):
     async def build(self, kind: Kind, now: datetime, tx: Tx, *, by: str, correlation_id: str | None = None,
                     on_demand: bool = False) -> str:
         """Gather, render and write the three tiers; queue the ``built`` ReportEvent on ``tx``."""
-        data = await gather(self.redis, self.keys, self.settings, self.cal, kind, now, self.tails)
+        data = await gather(self.redis, self.keys, self.settings, self.cal, kind, now, self.tails, self.ledger)
         commentary = await self.commentator.for_report(data)
         pages = render_all(data, commentary, self.cfg.plotlyjs)
         stem = file_stem(data, now.astimezone(NY).strftime("%H%M%S") if on_demand else "")
@@ -197,3 +199,4 @@ class ReportService(Service):
 
     async def stop(self) -> None:
         await self.commentator.aclose()
+        self.ledger.close()

@@ -25,6 +25,7 @@ from bot.telegram.views import contract_label
 from core.bus.events import ControlEvent
 from core.control.halt import read_halt, set_halt
 from core.domain.signal import Signal
+from core.ledger.reader import UNREADABLE
 from core.state.account import open_positions
 from core.state.status import collect_status
 
@@ -36,7 +37,7 @@ REPORT_KINDS = ("premarket", "intraday", "close")
 COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("status", "", "mode, halt, feeds, broker, day P&L"),
     ("positions", "", "open positions"),
-    ("pnl", "[day|week|month]", "realized P&L of closed positions"),
+    ("pnl", "[day|week|month|year]", "realized P&L to date, from the trade ledger"),
     ("pending", "", "what waits for approval"),
     ("approve", "ID", "approve a signal or a report"),
     ("reject", "ID", "reject a signal or a report"),
@@ -144,9 +145,14 @@ async def cmd_positions(ctx: BotContext, req: Request) -> None:
 async def cmd_pnl(ctx: BotContext, req: Request) -> None:
     period = (req.args[0].lower() if req.args else "day")
     if period not in PERIODS:
-        await _reply(ctx, req, ctx.renderer.reply("usage", name="pnl", usage="[day|week|month]"))
+        await _reply(ctx, req, ctx.renderer.reply("usage", name="pnl", usage=f"[{'|'.join(PERIODS)}]"))
         return
-    summary = await realized_pnl(ctx.bus, period, ctx.bus.clock.now())  # type: ignore[arg-type]
+    try:
+        summary = await realized_pnl(ctx.ledger, period, ctx.bus.clock.now())  # type: ignore[arg-type]
+    except UNREADABLE as exc:  # the ledger is down / not there: one line, the bot carries on
+        log.warning("/pnl: %s", exc)
+        await _reply(ctx, req, ctx.renderer.render("pnl", p=None, error=clip(str(exc), 200)))
+        return
     await _reply(ctx, req, ctx.renderer.render("pnl", p=summary.as_dict()))
 
 

@@ -7,7 +7,7 @@ import asyncio
 import json
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -24,6 +24,7 @@ from core.bus.bus import Bus
 from core.bus.events import AuditEvent
 from core.bus.keys import Keys
 from core.config.model import Settings
+from core.ledger.reader import LedgerReader
 
 log = logging.getLogger("quanticity.telegram")
 
@@ -41,6 +42,8 @@ class BotContext:
     names: Names
     kick: Callable[[], None]
     bot_key: str = "bot"  # the bot's id (token head): update ids are only unique per bot
+    # /pnl reads the trade ledger (core.ledger.reader); without one it says the ledger is not there
+    ledger: LedgerReader = field(default_factory=lambda: LedgerReader(None, disabled="no ledger configured"))
 
     @property
     def redis(self) -> aioredis.Redis:

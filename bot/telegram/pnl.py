@@ -1,21 +1,28 @@
-"""/pnl: realized P&L of closed positions by New York date, read from the ``positions``
-stream history (PositionEvent ``closed`` carries the position's cumulative realized P&L
-after commissions). The stream is trimmed by length, so very old history may be gone."""
+"""/pnl: realized P&L of closed trades for the New York day, week, month or year to date, read
+from the trade ledger (``core.ledger.queries``: one P&L rule for /pnl, the reports and the
+overseer - realized at close, after commissions, on the New York day the position closed).
+
+The message is meant for a phone: a headline (P&L, trades, won/lost, win rate, average win and
+loss), at most a dozen period lines (week: per day; month: per week; year: per month) and at most
+``MAX_STRATEGIES`` strategy lines. The ledger trails the bus by up to one poll of the ledger
+service, so the text says "as of" the newest event the ledger holds.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime
 from typing import Any, Literal
 
-from core.bus.bus import Bus
-from core.bus.events import BadEvent, PositionEvent, decode
-from core.clock.calendar import NY
+from sqlalchemy import Connection
 
-Period = Literal["day", "week", "month"]
-PERIODS: tuple[Period, ...] = ("day", "week", "month")
-PAGE = 1000
-MAX_PAGES = 200
+from core.clock.calendar import NY
+from core.ledger import queries as q
+from core.ledger.reader import LedgerReader
+
+Period = Literal["day", "week", "month", "year"]
+PERIODS: tuple[Period, ...] = ("day", "week", "month", "year")
+MAX_STRATEGIES = 8  # the rest are summed into one "+N more" line
 
 
 @dataclass
@@ -23,72 +30,69 @@ class PnlSummary:
     period: str
     start: date
     end: date
-    days: list[dict[str, Any]] = field(default_factory=list)
-    total: float = 0.0
-    trades: int = 0
-    wins: int = 0
-    losses: int = 0
+    asof_ms: int | None = None  # newest event in the ledger (None: the ledger is empty)
+    overall: dict[str, Any] = field(default_factory=dict)  # queries.Scorecard.as_dict()
+    unit: str = ""  # what each line covers: day | week | month ("" for /pnl day)
+    lines: list[dict[str, Any]] = field(default_factory=list)  # {label, pnl, trades}
+    strategies: list[dict[str, Any]] = field(default_factory=list)  # {strategy, ...Scorecard.as_dict()}
+    more_strategies: int = 0
+    more_pnl: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
         return {"period": self.period, "start": self.start.isoformat(), "end": self.end.isoformat(),
-                "days": self.days, "total": self.total, "trades": self.trades, "wins": self.wins,
-                "losses": self.losses}
+                "asof_ms": self.asof_ms, "asof": ny_asof(self.asof_ms, self.end), "overall": self.overall, "unit": self.unit, "lines": self.lines,
+                "strategies": self.strategies, "more_strategies": self.more_strategies,
+                "more_pnl": round(self.more_pnl, 2)}
 
 
 def period_start(period: Period, today: date) -> date:
     if period == "day":
         return today
     if period == "week":
-        return today - timedelta(days=today.weekday())
-    return today.replace(day=1)
+        return q.week_start(today)
+    if period == "month":
+        return today.replace(day=1)
+    return today.replace(month=1, day=1)
 
 
-async def closed_since(bus: Bus, start_ms: int) -> list[PositionEvent]:
-    """Closed-position events with ts >= start_ms (newest last), one per position."""
-    key = bus.keys.stream(PositionEvent.STREAM)
-    found: dict[str, PositionEvent] = {}
-    upper = "+"
-    slack_ms = 86_400_000  # entries are appended roughly in ts order; read a day past the start
-    for _ in range(MAX_PAGES):
-        rows = await bus.redis.xrevrange(key, max=upper, min="-", count=PAGE)
-        if not rows:
-            break
-        oldest_ts = None
-        for entry_id, fields in rows:
-            try:
-                ev = decode(fields)
-            except BadEvent:
-                continue
-            if not isinstance(ev, PositionEvent):
-                continue
-            oldest_ts = ev.ts if oldest_ts is None else min(oldest_ts, ev.ts)
-            if ev.kind == "closed" and ev.ts >= start_ms and ev.position_id not in found:
-                found[ev.position_id] = ev
-        upper = f"({rows[-1][0]}"
-        if oldest_ts is not None and oldest_ts < start_ms - slack_ms:
-            break
-    return sorted(found.values(), key=lambda e: (e.ts, e.id))
+def _lines(period: Period, start: date, trades: list[q.ClosedTrade]) -> tuple[str, list[dict[str, Any]]]:
+    if period == "week":
+        return "day", [{"label": f"{date.fromisoformat(r['date']):%a %m-%d}", "pnl": r["pnl"],
+                        "trades": r["trades"]} for r in q.pnl_by_day(trades)]
+    if period == "month":
+        # a week that began in the previous month is labelled from the month's first day
+        return "week", [{"label": f"from {max(date.fromisoformat(r['week']), start):%a %m-%d}", "pnl": r["pnl"],
+                         "trades": r["trades"]} for r in q.pnl_by_week(trades)]
+    if period == "year":
+        return "month", [{"label": f"{date.fromisoformat(r['month']):%b}", "pnl": r["pnl"],
+                          "trades": r["trades"]} for r in q.pnl_by_month(trades)]
+    return "", []
 
 
-async def realized_pnl(bus: Bus, period: Period, now: datetime) -> PnlSummary:
-    today = now.astimezone(NY).date()
+def summarize(conn: Connection, period: Period, today: date) -> PnlSummary:
+    """The summary of ``period`` up to ``today`` (New York), from the ledger (runs in a worker thread)."""
     start = period_start(period, today)
-    start_ms = int(datetime(start.year, start.month, start.day, tzinfo=NY).astimezone(UTC).timestamp() * 1000)
-    out = PnlSummary(period, start, today)
-    by_day: dict[str, dict[str, Any]] = {}
-    for ev in await closed_since(bus, start_ms):
-        day = ev.dt.astimezone(NY).date().isoformat()
-        row = by_day.setdefault(day, {"date": day, "pnl": 0.0, "trades": 0})
-        row["pnl"] += ev.realized_pnl
-        row["trades"] += 1
-        out.total += ev.realized_pnl
-        out.trades += 1
-        if ev.realized_pnl > 0:
-            out.wins += 1
-        elif ev.realized_pnl < 0:
-            out.losses += 1
-    out.days = [by_day[d] for d in sorted(by_day)]
-    out.total = round(out.total, 2)
-    for row in out.days:
-        row["pnl"] = round(row["pnl"], 2)
+    trades = q.closed_trades(conn, start, today)
+    overall, per = q.scorecards(trades)
+    out = PnlSummary(period, start, today, asof_ms=q.latest_event_ms(conn), overall=overall.as_dict())
+    out.unit, out.lines = _lines(period, start, trades)
+    ranked = sorted(per.items(), key=lambda kv: (-kv[1].realized_pnl, kv[0]))
+    out.strategies = [{"strategy": name, **sc.as_dict()} for name, sc in ranked[:MAX_STRATEGIES]]
+    rest = ranked[MAX_STRATEGIES:]
+    out.more_strategies = len(rest)
+    out.more_pnl = sum(sc.realized_pnl for _n, sc in rest)
     return out
+
+
+async def realized_pnl(reader: LedgerReader, period: Period, now: datetime) -> PnlSummary:
+    """Raises ``LedgerUnavailable`` / ``LedgerModeError`` (``core.ledger.reader.UNREADABLE``)."""
+    today = now.astimezone(NY).date()
+    return await reader.read(lambda conn: summarize(conn, period, today))
+
+
+def ny_asof(ms: int | None, today: date) -> str:
+    """``15:59 ET`` for today, ``2026-11-30 15:59 ET`` otherwise; "" for an empty ledger."""
+    if ms is None:
+        return ""
+    dt = datetime.fromtimestamp(ms / 1000, tz=NY)
+    return f"{dt:%H:%M} ET" if dt.date() == today else f"{dt:%Y-%m-%d %H:%M} ET"

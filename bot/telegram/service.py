@@ -20,6 +20,9 @@ Redis it owns (names via ``core.bus.keys``):
 - ``h:telegram_cb``                              long callback arguments by token
 - ``h:telegram_users``                           admin id -> @username, for "decided by"
 
+Reads the trade ledger for /pnl (``core.ledger.reader``, via ``store_for(ctx)``; opened on the first
+/pnl, never created or migrated here; unreachable -> /pnl says so in one line).
+
 Shared state it writes: ``h:runtime`` field ``approval_policy`` (/mode), ``h:strategies``
 (/strategies), the halt hash (``core.control.halt``), approval claims
 (``bot.approvals.decide``). Events it emits: ControlEvent (cancel_entries, flatten, close,
@@ -54,6 +57,7 @@ from core.bus.events import (
     ReportEvent,
 )
 from core.config.loader import ConfigError
+from core.ledger.reader import LedgerReader
 from core.runtime.service import Context, Service
 
 
@@ -75,7 +79,8 @@ class TelegramBotService(Service):
         token = ctx.secrets.telegram_bot_token
         bot_key = token.get_secret_value().split(":", 1)[0] if token else "bot"  # the public bot id only
         self.bot_ctx = BotContext(self.bus, self.settings, self.auth, self.renderer, self.outbox, self.cards,
-                                  self.names, self.sender.kick, bot_key=bot_key if bot_key.isdigit() else "bot")
+                                  self.names, self.sender.kick, bot_key=bot_key if bot_key.isdigit() else "bot",
+                                  ledger=LedgerReader.for_context(ctx))  # /pnl; opened on first use
         self.app: Application | None = None
         self.ready = asyncio.Event()
         self._stopping = False
@@ -146,6 +151,7 @@ class TelegramBotService(Service):
             except (TimeoutError, asyncio.CancelledError):
                 self._pump.cancel()
         self.app = None
+        self.bot_ctx.ledger.close()
 
     # ------------------------------------------------------------------ events
     async def handle(self, event: Event, tx: Tx) -> None:

@@ -168,6 +168,10 @@ class OverseerSettings(_Strict):
     degradation_min_trades: int = Field(default=10, ge=1)  # trades before win rate/loss size count
     baseline_win_rate_pct: float = Field(default=50.0, ge=0, le=100)  # expected win rate, every strategy
     strategy_baseline_win_rate_pct: dict[str, float] = Field(default_factory=dict)  # per-strategy override
+    # the baseline from the ledger: a strategy's win rate over the trades it closed in this many New York
+    # days before today, used once it has at least baseline_min_trades of them (else the two above)
+    baseline_lookback_days: int = Field(default=90, ge=1, le=3650)
+    baseline_min_trades: int = Field(default=30, ge=1)
     win_rate_margin_pts: float = Field(default=10.0, ge=0, le=100)  # flag: win rate this far under
     loss_win_ratio: float = Field(default=1.5, gt=0)  # flag: avg loss > this x avg win
     max_losing_streak: int = Field(default=5, ge=2)  # flag: this many losses in a row

@@ -215,3 +215,36 @@ def pnl_by_day(trades: list[ClosedTrade]) -> list[dict[str, Any]]:
         row["pnl"] += t.realized_pnl
         row["trades"] += 1
     return [{**days[d], "pnl": round(days[d]["pnl"], 2)} for d in sorted(days)]
+
+
+def latest_event_ms(conn: Connection) -> int | None:
+    """Time (epoch ms) of the newest event the ledger holds: what its figures are "as of"."""
+    got = conn.execute(select(func.max(s.events.c.ts))).scalar_one()
+    return None if got is None else int(got)
+
+
+def week_start(d: date) -> date:
+    """The Monday of ``d``'s week."""
+    return d - timedelta(days=d.weekday())
+
+
+def _pnl_by(trades: list[ClosedTrade], key: Any, name: str) -> list[dict[str, Any]]:
+    rows: dict[Any, dict[str, Any]] = {}
+    for t in trades:
+        k = key(t.closed_day)
+        row = rows.setdefault(k, {name: k.isoformat(), "pnl": 0.0, "trades": 0})
+        row["pnl"] += t.realized_pnl
+        row["trades"] += 1
+    return [{**rows[k], "pnl": round(rows[k]["pnl"], 2)} for k in sorted(rows)]
+
+
+def pnl_by_week(trades: list[ClosedTrade]) -> list[dict[str, Any]]:
+    """Realized P&L and trade count per week (``week``: its Monday, ISO), oldest first; same rule
+    as :func:`pnl_by_day`."""
+    return _pnl_by(trades, week_start, "week")
+
+
+def pnl_by_month(trades: list[ClosedTrade]) -> list[dict[str, Any]]:
+    """Realized P&L and trade count per calendar month (``month``: its first day, ISO), oldest
+    first; same rule as :func:`pnl_by_day`."""
+    return _pnl_by(trades, lambda d: d.replace(day=1), "month")

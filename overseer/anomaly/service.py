@@ -8,7 +8,9 @@ Events (``handle``; state written on the handler's tx):
                               average of the last ``overseer.slippage_window`` -> SLIPPAGE_SPIKE
   PositionEvent (closed)      realized P&L -> list ``keys.key("anomaly_trades", strategy)`` (last
                               ``degradation_window``); two flags -> hash ``strategies[name] =
-                              "disabled"`` + WARNING STRATEGY_DISABLED (the window then restarts)
+                              "disabled"`` + WARNING STRATEGY_DISABLED (the window then restarts).
+                              The win-rate bar: the strategy's historical win rate from the trade
+                              ledger before today (``_baseline``), else the configured baseline
   DeliveryEvent               dead_letter -> WARNING DELIVERY_DEAD_LETTER; 3+ retries in a row ->
                               INFO; the next "delivered" on that channel clears both
 
@@ -33,12 +35,14 @@ Timer-evaluated alerts clear after two consecutive clean evaluations (no flappin
 from __future__ import annotations
 
 import math
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from core.bus.bus import Tx
 from core.bus.events import AuditEvent, DeliveryEvent, Event, FillEvent, PositionEvent
 from core.clock.calendar import NY
+from core.ledger.queries import Scorecard, closed_trades, scorecards
+from core.ledger.reader import LedgerReader
 from core.risk import RiskState, daily_loss_level
 from core.runtime.heartbeat import read_heartbeats, wall_ms
 from core.runtime.service import Context, Service
@@ -50,6 +54,7 @@ from overseer.narratives.narrator import Narrator
 
 TIMER_CLEAR_AFTER = 2
 DLQ_QUIET_S = 600
+BASELINE_RETRY_S = 300  # ledger unreadable: ask again after this long (service clock), not per trade
 
 
 def _floats(values: Any) -> list[float]:
@@ -86,9 +91,14 @@ class AnomalyService(Service):
         self.book = AlertBook(self.bus, self.narrator)
         self.limits = risk_limits(self.settings)
         self.wall_ms = wall_ms  # heartbeats are wall-clock times, whatever the service clock
+        self.ledger = LedgerReader.for_context(ctx)  # historical strategy win rates (the baseline)
+        self._hist_day: date | None = None
+        self._hist: dict[str, Scorecard] | None = None
+        self._hist_retry_ms = 0
 
     async def stop(self) -> None:
         await self.narrator.aclose()
+        self.ledger.close()
 
     # ================================================================== events
     async def handle(self, event: Event, tx: Tx) -> None:
@@ -114,8 +124,38 @@ class AnomalyService(Service):
         finding = d.slippage_spike(recent, self.cfg.slippage_spike_pct)
         await self.book.apply(tx, [finding] if finding else [], lambda c: c.get("code") == "SLIPPAGE_SPIKE")
 
-    def _baseline(self, strategy: str) -> float:
+    def _configured_baseline(self, strategy: str) -> float:
         return float(self.cfg.strategy_baseline_win_rate_pct.get(strategy, self.cfg.baseline_win_rate_pct))
+
+    async def _baseline(self, strategy: str, day: date) -> float:
+        """Expected win rate of ``strategy`` on New York ``day``: its historical win rate in the
+        ledger (wins / (wins + losses), ``core.ledger.queries``) over the trades it closed in the
+        ``baseline_lookback_days`` days BEFORE ``day`` - today's trades never set the bar they are
+        judged against - once it has ``baseline_min_trades`` of them; else the configured baseline.
+        (The judged window counts a flat trade as not won; after commissions a flat close does not
+        happen in practice, so the two rates measure the same thing.)"""
+        hist = await self._history(day)
+        sc = hist.get(strategy) if hist is not None else None
+        if sc is None or sc.trades < self.cfg.baseline_min_trades or sc.win_rate_pct is None:
+            return self._configured_baseline(strategy)
+        return round(sc.win_rate_pct, 1)
+
+    async def _history(self, day: date) -> dict[str, Scorecard] | None:
+        """Scorecards per strategy of the lookback before ``day``: one ledger query per New York day
+        (every strategy at once), cached for the day. None while the ledger cannot be read; asked
+        again after ``BASELINE_RETRY_S`` of the service clock (not on every closed trade)."""
+        if self._hist_day == day and self._hist is not None:
+            return self._hist
+        now_ms = self.clock.ms()
+        if self._hist_day == day and now_ms < self._hist_retry_ms:
+            return None
+        first, last = day - timedelta(days=self.cfg.baseline_lookback_days), day - timedelta(days=1)
+        got = await self.ledger.try_read(lambda conn: scorecards(closed_trades(conn, first, last))[1])
+        self._hist_day, self._hist = day, got
+        if got is None:
+            self._hist_retry_ms = now_ms + BASELINE_RETRY_S * 1000
+            self.log.info("strategy baselines from config until the ledger is readable (%s)", self.ledger.last_error)
+        return got
 
     async def _on_position(self, ev: PositionEvent, tx: Tx) -> None:
         if ev.kind != "closed" or not ev.strategy:
@@ -125,7 +165,7 @@ class AnomalyService(Service):
         window = self.cfg.degradation_window
         older = _floats(await self.redis.lrange(key, 0, window - 2))
         pnls = [float(ev.realized_pnl), *older]
-        baseline = self._baseline(name)
+        baseline = await self._baseline(name, ev.dt.astimezone(NY).date())
         health = d.strategy_health(
             pnls,
             baseline_win_rate_pct=baseline,

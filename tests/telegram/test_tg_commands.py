@@ -11,6 +11,7 @@ from bot.approvals.policy import current_policy
 from core.bus.events import AuditEvent, ControlEvent
 from core.clock.calendar import NY
 from core.control.halt import read_halt
+from core.ledger.store import LedgerStore
 from tests.telegram._util import (
     ADMIN,
     ADMIN2,
@@ -129,23 +130,31 @@ async def test_strategies_toggle(make_bot, tbus) -> None:
     assert ev.args == {"name": "gamma_0dte", "enabled": False}
 
 
-async def test_pnl_by_new_york_date(make_bot, tbus) -> None:
-    h = await make_bot()
+async def test_pnl_by_new_york_date_from_the_ledger(make_bot, tbus, tmp_path) -> None:
+    """/pnl reads the trade ledger (not the bus): a close only on the bus does not count."""
+    path = tmp_path / "ledger.sqlite"
+    h = await make_bot(sections={"ledger": {"sqlite_path": str(path)}})
     now_ny = tbus.clock.now().astimezone(NY)
-    today = now_ny.replace(hour=12, minute=0, second=0, microsecond=0)
-    old = today - timedelta(days=40)
+    today = now_ny.replace(hour=0, minute=5, second=0, microsecond=0)
+    old = today - timedelta(days=400)
+    evs = []
     for pid, when, pnl in (("p1", today, 120.0), ("p2", today, -45.5), ("p3", old, 999.0)):
         ev = position(tbus, "closed", corr=pid, position_id=pid, realized_pnl=pnl)
-        ev = ev.model_copy(update={"ts": int(when.astimezone(UTC).timestamp() * 1000)})
-        await tbus.publish(ev)
-    await tbus.publish(position(tbus, "entry", corr="p4", position_id="p4"))  # not closed: no P&L
+        evs.append(ev.model_copy(update={"ts": int(when.astimezone(UTC).timestamp() * 1000)}))
+    evs.append(position(tbus, "entry", corr="p4", position_id="p4"))  # not closed: no P&L
+    store = LedgerStore(f"sqlite:///{path}", h.bot.settings.mode.value).open()
+    store.write(evs)
+    store.close()
+    await tbus.publish(position(tbus, "closed", corr="p5", position_id="p5", realized_pnl=5000.0))  # bus only
     reply = await h.command("/pnl", contains="P&amp;L")
     text = visible(reply["text"])
-    assert f"{today.date().isoformat()}: +$74.50 (2 trades)" in text
-    assert "Total +$74.50" in text and "1 won / 1 lost" in text and "999" not in text
-    reply = await h.command("/pnl month", contains="P&amp;L")
-    assert "Total +$74.50" in visible(reply["text"])
-    reply = await h.command("/pnl year", contains="Usage")
+    assert f"P&L · day {today.date().isoformat()}" in text
+    assert "Realized +$74.50 · 2 trades · 1 won / 1 lost (50%)" in text
+    assert "gamma_0dte: +$74.50 · 2 · 50%" in text and "999" not in text and "5,000" not in text
+    assert "As of " in text
+    reply = await h.command("/pnl year", contains="P&amp;L")
+    assert "Realized +$74.50" in visible(reply["text"])
+    await h.command("/pnl decade", contains="Usage: /pnl [day|week|month|year]")
 
 
 async def test_status_help_and_unknown(make_bot, tbus, telegram_fake) -> None:
