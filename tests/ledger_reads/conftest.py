@@ -18,12 +18,6 @@ from typing import Any
 
 import pytest
 
-_ROOT = str(Path(__file__).resolve().parents[2])
-# The repository root goes FIRST: pytest has put tests/ on sys.path (tests/conftest.py), where the
-# package tests/reports would otherwise be imported as ``reports`` and its submodules then resolved
-# by the venv's editable install, i.e. from another checkout. Bind the product package now.
-sys.path.insert(0, _ROOT)
-import reports  # noqa: F401
 
 for _var in ("NO_PROXY", "no_proxy"):
     _have = [h for h in os.environ.get(_var, "").split(",") if h.strip()]
