@@ -37,6 +37,19 @@ def recap(ledger):
     return data, render_recap_all(data), store, inside, outside
 
 
+PREMIUM_ONLY = {"qty", "strategy", "strategies", "realized_pnl", "avg_win", "avg_loss", "best_pnl", "worst_pnl",
+                "account_value", "position_id"}
+
+
+def all_keys(view: object) -> set[str]:
+    """Every key anywhere in a tier's view (nested dicts and lists)."""
+    if isinstance(view, dict):
+        return set(view) | set().union(*(all_keys(v) for v in view.values()))
+    if isinstance(view, list):
+        return set().union(*(all_keys(v) for v in view))
+    return set()
+
+
 def _score_cells(sc) -> list[str]:
     return [str(sc.trades), str(sc.wins), str(sc.losses), str(sc.flat), fmt_pct(sc.win_rate_pct, False, 1),
             fmt_money(sc.avg_win, True), fmt_money(sc.avg_loss, True), fmt_money(sc.realized_pnl, True),
@@ -99,7 +112,8 @@ def test_basic_and_free_carry_no_size_no_dollar_no_strategy(recap):
         assert not {str(q) for q in SIZES} & whole_numbers(text), tier
         assert "$" not in text, tier
         assert not [s for s in STRATEGIES if s in pages[tier]], tier
-        assert "qty" not in recap_view(data, tier) and "strategies" not in recap_view(data, tier)
+        assert not all_keys(recap_view(data, tier)) & PREMIUM_ONLY, tier
+    assert not all_keys(recap_view(data, "free")) & {"contract", "entry_price", "return_pct", "closed", "weeks"}
     basic, free = visible_text(pages["basic"]), visible_text(pages["free"])
     assert "SPY 2026-12-18 590C" in basic  # basic: contracts and % results
     assert "2026-12-18" not in free and "590" not in whole_numbers(free) and "2.35" not in free
@@ -108,11 +122,16 @@ def test_basic_and_free_carry_no_size_no_dollar_no_strategy(recap):
     assert fmt_pct(data.overall.pnl_pct) in free and "7 trades closed" in free
 
 
-def test_pages_are_self_contained(recap):
-    _data, pages, *_ = recap
+def test_pages_are_self_contained_and_deterministic(recap):
+    data, pages, *_ = recap
     for tier, html in pages.items():
         assert "<script" not in html and "src=" not in html and "cdn." not in html, tier
         assert html.lstrip().lower().startswith("<!doctype html")
+    assert render_recap_all(data) == pages  # same data, same bytes
+    # the weekly chart: one bar per week, dollars on premium, % of the account on basic
+    for w in data.weeks:
+        assert f"<title>{w.label}: {'+' if w.realized_pnl > 0 else '-' if w.realized_pnl < 0 else ''}$" in pages["premium"]
+        assert f"<title>{w.label}: {fmt_pct(w.pnl_pct) if w.pnl_pct else '0.00%'}</title>" in pages["basic"]
 
 
 def test_summary_has_free_facts_only(recap):

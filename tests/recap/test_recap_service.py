@@ -22,7 +22,7 @@ from core.clock.clock import SimClock
 from core.ledger.queries import closed_trades, scorecards
 from core.ledger.store import LedgerStore
 from core.runtime.sim_runner import SimRunner
-from reports.render import fmt_money
+from reports.render import fmt_money, fmt_pct
 from reports.service import ReportService
 from tests.helpers import make_context
 from tests.recap._html import rows, visible_text, whole_numbers
@@ -119,6 +119,9 @@ async def test_recap_is_held_for_approval_then_published_by_tier(bus, tmp_path, 
         assert table[f"sc-{name}"][1:4] == [str(sc.trades), str(sc.wins), str(sc.losses)]
         assert table[f"sc-{name}"][8] == fmt_money(sc.realized_pnl, True)
     assert overall.trades == len(inside)
+    # % of the account: of the configured account size (risk.account_value), not another figure
+    assert table["sc-overall"][9] == fmt_pct(overall.realized_pnl / ACCOUNT_VALUE * 100)
+    assert "$250,000.00" in visible_text(premium)
     free = visible_text(Path(built.paths["free"]).read_text())
     assert not {str(q) for q in SIZES} & whole_numbers(free) and "$" not in free
     assert "Disclaimer" in free
