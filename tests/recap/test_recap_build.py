@@ -10,7 +10,7 @@ import pytest
 
 from core.clock.calendar import NyseCalendar
 from core.ledger.queries import closed_trades, scorecards
-from core.ledger.store import LedgerStore
+from core.ledger.store import LedgerStore, resolve_url
 from reports.recap import build_recap, is_first_session_of_month, previous_month, read_month
 from reports.recap_render import recap_summary, recap_view, render_recap_all
 from reports.render import fmt_money, fmt_pct
@@ -162,3 +162,31 @@ def test_first_session_of_a_month_and_the_previous_month():
     assert not is_first_session_of_month(cal, date(2027, 1, 1))     # not a session at all
     assert previous_month(date(2026, 12, 1)) == NOV
     assert previous_month(date(2027, 1, 4)) == date(2026, 12, 1)
+
+
+@pytest.fixture
+def postgres_url():
+    """A fresh database on the local PostgreSQL (dropped afterwards)."""
+    import uuid
+
+    import psycopg
+
+    name = f"recap_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    yield resolve_url("", "demo", f"postgresql://postgres@127.0.0.1:5432/{name}")
+    with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
+def test_the_same_recap_from_postgresql(postgres_url, recap):
+    """The production database gives the very same month (bounds, trades, pages) as SQLite."""
+    data, pages, *_ = recap
+    write_month(postgres_url)
+    store = LedgerStore(postgres_url, "demo").open()
+    try:
+        pg = build_recap(read_month(store, NOV), NOV, ACCOUNT_VALUE, NyseCalendar(), BUILT_AT)
+    finally:
+        store.close()
+    assert pg == data
+    assert render_recap_all(pg) == pages
