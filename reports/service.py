@@ -8,6 +8,15 @@ Schedule (America/New_York, NYSE session days only — nothing on weekends and h
 - ``close``     at ``reports.close`` (16:10); on an early-close day at the early close plus
   ``reports.early_close_delay_min`` (13:10 on 2026-11-27).
 
+- ``monthly`` — the recap of the previous calendar month (``reports.recap``), on the FIRST session
+  of each month: right after that day's close report (same instant, built after it), or at
+  ``reports.recap_at``. Read from the ledger (``core.ledger``), so only when ``reports.recap_enabled``
+  and ``ledger.enabled``. A month without a closed trade gets no recap: logged (WARNING) and recorded
+  as done (field ``skipped``), so it is not retried. Its catch-up window is the rest of that New York
+  day (the previous month does not go stale within it), not ``catch_up_min``. The percentages use
+  ``risk.account_value`` (see ``reports.recap``). Files ``<YYYY-MM>-monthly-<tier>.html`` (the month
+  it is about). It then goes through approval and distribution like every report.
+
 ``next_due(now)`` returns the next report time exactly (the lock-step runner jumps to it);
 ``on_timer(now)`` builds every kind that is due and not yet built. Each kind is built at most
 once per session day: hash ``reports_built`` (field ``<YYYY-MM-DD>:<kind>`` -> JSON with the
@@ -32,21 +41,27 @@ Files: ``<ctx.out_dir>/reports/`` when the context has an ``out_dir`` (demo), el
 
 from __future__ import annotations
 
+import asyncio
 import json
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
 from core.bus.bus import Tx
 from core.bus.events import ControlEvent, Event, ReportEvent
 from core.clock.calendar import NY
 from core.ledger.reader import LedgerReader
+from core.ledger.service import store_for
+from core.ledger.store import LedgerStore
 from core.runtime.metrics import REJECTED
 from core.runtime.service import Context, Service
 from reports.commentary import Commentator
 from reports.data import KINDS, Kind, Tails, gather
+from reports.recap import build_recap, is_first_session_of_month, previous_month, read_month
+from reports.recap_render import recap_stem, recap_summary, render_recap_all
 from reports.render import file_stem, render_all, summary_text, write_pages
 
 BUILT_HASH = "reports_built"
+SCHEDULED: tuple[str, ...] = (*KINDS, "monthly")  # what the schedule builds: the daily kinds and the recap
 KEEP_BUILT_DAYS = 45
 STALE_REQUEST = timedelta(minutes=10)  # a /report older than this (and than catch_up_min) is not run
 ALIASES: dict[str, Kind] = {"premarket": "premarket", "pre-market": "premarket", "pre": "premarket",
@@ -67,14 +82,18 @@ class ReportService(Service):
         self.tails = Tails()  # incremental readers of the quotes / flow streams, kept between builds
         self.ledger = LedgerReader.for_context(ctx)  # the close report's period statistics
         self._failed: set[tuple[date, str]] = set()  # scheduled builds that raised (not retried in-process)
-        self._schedules: dict[date, dict[Kind, datetime]] = {}
+        self._schedules: dict[date, dict[str, datetime]] = {}
         self._built: dict[date, dict[str, str]] = {}  # report times per day (memoized)
+        self.recap_on = self.cfg.recap_enabled and self.settings.ledger.enabled
+        if self.cfg.recap_enabled and not self.recap_on:
+            self.log.info("monthly recap off: it reads the ledger, and ledger.enabled is false")
+        self._store: LedgerStore | None = None  # the ledger, opened on the first recap
 
     # ------------------------------------------------------------------ schedule
     def out_dir(self) -> Path:
         return Path(self.ctx.out_dir) / "reports" if self.ctx.out_dir else Path(self.cfg.out_dir)
 
-    def schedule(self, day: date) -> dict[Kind, datetime]:
+    def schedule(self, day: date) -> dict[str, datetime]:
         """Report times (NY, aware) on ``day``, earliest first; empty when the exchange is closed.
         Memoized per day: the lock-step runner asks for the next report time at every instant."""
         got = self._schedules.get(day)
@@ -82,16 +101,19 @@ class ReportService(Service):
             got = self._schedules[day] = self._schedule(day)
         return got
 
-    def _schedule(self, day: date) -> dict[Kind, datetime]:
+    def _schedule(self, day: date) -> dict[str, datetime]:
         if not self.cal.is_session(day):
             return {}
         s = self.cal.session(day)
-        out: dict[Kind, datetime] = {"premarket": s.at(self.cfg.premarket)}
+        out: dict[str, datetime] = {"premarket": s.at(self.cfg.premarket)}
         intraday = s.at(self.cfg.intraday)
         if intraday < s.close:
             out["intraday"] = intraday
         out["close"] = (s.close + timedelta(minutes=self.cfg.early_close_delay_min) if s.early_close
                         else s.at(self.cfg.close))
+        if self.recap_on and is_first_session_of_month(self.cal, day):
+            # inserted after close: at the same instant the sort below keeps it after the close report
+            out["monthly"] = s.at(self.cfg.recap_at) if self.cfg.recap_at is not None else out["close"]
         return dict(sorted(out.items(), key=lambda kv: kv[1]))
 
     async def built(self, day: date) -> dict[str, str]:
@@ -99,17 +121,22 @@ class ReportService(Service):
         service is the only writer; ``next_due`` asks at every simulated instant)."""
         got = self._built.get(day)
         if got is None:
-            fields = [f"{day.isoformat()}:{k}" for k in KINDS]
+            fields = [f"{day.isoformat()}:{k}" for k in SCHEDULED]
             vals = await self.redis.hmget(self.keys.hash(BUILT_HASH), fields)
-            got = self._built[day] = {k: str(v) for k, v in zip(KINDS, vals, strict=True) if v is not None}
+            got = self._built[day] = {k: str(v) for k, v in zip(SCHEDULED, vals, strict=True) if v is not None}
         return got
 
     def _grace(self) -> timedelta:
         return timedelta(minutes=self.cfg.catch_up_min)
 
+    def _deadline(self, kind: str, when: datetime) -> datetime:
+        """The last instant a scheduled build may still run (a restart catches up until then)."""
+        if kind == "monthly":  # the previous month does not go stale within the day: until midnight
+            return datetime.combine(when.astimezone(NY).date() + timedelta(days=1), time(0), tzinfo=NY)
+        return when + self._grace()
+
     async def next_due(self, now: datetime) -> datetime | None:
         today = now.astimezone(NY).date()
-        grace = self._grace()
         for i in range(-1, 15):
             day = today + timedelta(days=i)
             sched = self.schedule(day)
@@ -117,7 +144,7 @@ class ReportService(Service):
                 continue
             done = await self.built(day) if day <= today else {}
             for kind, when in sched.items():
-                if kind in done or when + grace < now or (day, kind) in self._failed:
+                if kind in done or self._deadline(kind, when) < now or (day, kind) in self._failed:
                     continue
                 return when.astimezone(UTC)
         return None
@@ -131,18 +158,20 @@ class ReportService(Service):
 
     async def _build_due(self, now: datetime) -> None:
         today = now.astimezone(NY).date()
-        grace = self._grace()
         for day in (today - timedelta(days=1), today):
             sched = self.schedule(day)
             if not sched:
                 continue
             done = await self.built(day)
             for kind, when in sched.items():
-                if kind in done or not (when <= now <= when + grace) or (day, kind) in self._failed:
+                if kind in done or not (when <= now <= self._deadline(kind, when)) or (day, kind) in self._failed:
                     continue
                 tx = self.bus.tx()
                 try:
-                    report_id = await self.build(kind, now, tx, by="schedule")
+                    if kind == "monthly":
+                        report_id = await self.build_recap(day, now, tx, by="schedule")
+                    else:
+                        report_id = await self.build(kind, now, tx, by="schedule")  # type: ignore[arg-type]
                 except Exception:
                     # a bug or unreadable state: never stop the other services; this process does not
                     # retry (no tight loop), a restart within catch_up_min does
@@ -150,8 +179,10 @@ class ReportService(Service):
                     REJECTED.labels(self.name, "report_build_failed").inc()
                     self._failed.add((day, kind))
                     continue
-                record = {"report_id": report_id, "built_ms": int(now.timestamp() * 1000),
+                record = {"report_id": report_id or "", "built_ms": int(now.timestamp() * 1000),
                           "scheduled": when.isoformat()}
+                if report_id is None:  # an empty month: done, nothing to publish (logged by build_recap)
+                    record["skipped"] = "no closed trades"
                 tx.pipe.hset(self.keys.hash(BUILT_HASH), f"{day.isoformat()}:{kind}", json.dumps(record))
                 await self._prune(tx, today)
                 await tx.commit()
@@ -197,6 +228,34 @@ class ReportService(Service):
         self.log.info("built %s report %s (%s)", kind, report_id, paths["premium"])
         return report_id
 
+    # ------------------------------------------------------------------ the monthly recap
+    def _ledger(self) -> LedgerStore:
+        if self._store is None:
+            self._store = store_for(self.ctx)
+        return self._store
+
+    async def build_recap(self, day: date, now: datetime, tx: Tx, *, by: str) -> str | None:
+        """The recap of the month before ``day``'s: read the ledger, render and write the three tiers,
+        queue the ``built`` ReportEvent on ``tx``. None (nothing written or emitted) for a month
+        without a closed trade. ``LedgerUnavailable`` / ``LedgerModeError`` propagate (the caller logs
+        and counts a failed build)."""
+        first = previous_month(day)
+        trades = await asyncio.to_thread(read_month, self._ledger(), first)
+        if not trades:
+            self.log.warning("no closed trades in %s in the ledger (%s): no monthly recap", f"{first:%B %Y}",
+                             self._ledger().describe())
+            return None
+        data = build_recap(trades, first, float(self.settings.risk.account_value), self.cal, now)
+        paths = write_pages(render_recap_all(data), self.out_dir(), recap_stem(data))
+        report_id = self.bus.new_id()
+        tx.emit(ReportEvent, correlation_id=report_id, kind="monthly", status="built", path=paths["premium"],
+                paths=paths, report_id=report_id, summary=recap_summary(data), by=by)
+        self.log.info("built the monthly recap of %s: %s (%d trades)", data.month_long, report_id,
+                      data.overall.trades)
+        return report_id
+
     async def stop(self) -> None:
         await self.commentator.aclose()
         self.ledger.close()
+        if self._store is not None:
+            self._store.close()

@@ -264,7 +264,8 @@ def premium_view(ev: PositionEvent, entry_qty: int | None) -> dict[str, Any]:
     }
 
 
-REPORT_LABELS = {"premarket": "Pre-market", "intraday": "Intraday", "close": "Market close"}
+REPORT_LABELS = {"premarket": "Pre-market", "intraday": "Intraday", "close": "Market close", "monthly": "Monthly"}
+_RECAP_FILE = re.compile(r"(\d{4})-(\d{2})-monthly-")
 
 
 def report_link(path: str, base_url: str | None) -> str:
@@ -285,6 +286,15 @@ def report_path(ev: ReportEvent, tier: str) -> str | None:
     return None
 
 
+def report_date(ev: ReportEvent, path: str) -> str:
+    """The day a report is about; for the monthly recap the month, which its file is named after
+    (``2026-11-monthly-<tier>.html``, reports.recap_render.recap_stem): it is posted in the next month."""
+    m = _RECAP_FILE.match(path.replace("\\", "/").rsplit("/", 1)[-1]) if ev.kind == "monthly" else None
+    if m and int(m.group(1)) >= 1 and 1 <= int(m.group(2)) <= 12:
+        return datetime(int(m.group(1)), int(m.group(2)), 1).strftime("%B %Y")
+    return ev.dt.astimezone(NY).strftime("%b %d, %Y")
+
+
 def report_view(ev: ReportEvent, tier: str, base_url: str | None) -> dict[str, Any] | None:
     path = report_path(ev, tier)
     if path is None:
@@ -292,7 +302,7 @@ def report_view(ev: ReportEvent, tier: str, base_url: str | None) -> dict[str, A
     view: dict[str, Any] = {
         "kind": ev.kind,
         "label": REPORT_LABELS.get(ev.kind, ev.kind),
-        "date": ev.dt.astimezone(NY).strftime("%b %d, %Y"),
+        "date": report_date(ev, path),
         "link": report_link(path, base_url),
     }
     if tier == "premium":

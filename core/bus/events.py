@@ -365,7 +365,7 @@ class DeliveryEvent(Event):
 class ReportEvent(Event):
     STREAM: ClassVar[str] = "reports"
     type: Literal["report"] = "report"
-    kind: Literal["premarket", "intraday", "close"]
+    kind: Literal["premarket", "intraday", "close", "monthly"]  # monthly: the recap (reports/recap.py)
     status: Literal["built", "pending_approval", "approved", "rejected", "expired", "published"]
     path: str = ""
     summary: str = ""

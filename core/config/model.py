@@ -258,6 +258,9 @@ class ReportSettings(_Strict):
     catch_up_min: int = Field(default=30, ge=0, le=720)  # a scheduled report missed (restart) by <= this still builds
     index_symbols: list[str] = Field(default_factory=lambda: ["SPX", "SPY", "QQQ", "IWM"])  # GEX charts / levels
     commentary: Literal["auto", "template"] = "auto"  # auto: overseer narrator (model if available), else template
+    # --- the monthly recap (track record; reports/recap.py, documented in config/default.yaml)
+    recap_enabled: bool = True  # on the first NYSE session of a month: the previous month, from the ledger
+    recap_at: time | None = None  # NY time; None = right after that day's close report
 
 
 class MetricsSettings(_Strict):
