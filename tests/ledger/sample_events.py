@@ -24,7 +24,13 @@ from core.bus.events import (
 )
 from core.domain.contract import Instrument, Right
 from core.domain.signal import Direction, Horizon, Quote, Signal
+from core.ledger import schema
 
+# the table each ledgered type is written to (besides ``events``), as the schema's docs name them
+TABLE_OF = {"signal.new": schema.signals, "review.verdict": schema.verdicts, "approval.decision": schema.approvals,
+            "order.update": schema.orders, "order.fill": schema.fills, "position.update": schema.position_events,
+            "delivery": schema.deliveries, "report": schema.reports, "alert": schema.alerts,
+            "control": schema.controls}
 T0 = 1_795_185_600_000  # 2026-11-20 09:40 New York
 EXPIRY = date(2026, 11, 20)
 

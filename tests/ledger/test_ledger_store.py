@@ -12,12 +12,7 @@ from core.bus.events import QuoteEvent
 from core.ledger import schema
 from core.ledger.rows import LEDGERED
 from core.ledger.store import LedgerModeError, LedgerStore
-from tests.ledger.sample_events import T0, one_of_each, trade_day
-
-TABLE_OF = {"signal.new": schema.signals, "review.verdict": schema.verdicts, "approval.decision": schema.approvals,
-            "order.update": schema.orders, "order.fill": schema.fills, "position.update": schema.position_events,
-            "delivery": schema.deliveries, "report": schema.reports, "alert": schema.alerts,
-            "control": schema.controls}
+from tests.ledger.sample_events import T0, TABLE_OF, one_of_each, trade_day
 
 
 @pytest.fixture
