@@ -107,11 +107,15 @@ def current_revision(engine: Engine) -> str | None:
 
 
 def _insert(table: Any, dialect: str) -> Any:
+    # preserve_rowcount: SQLAlchemy 2 keeps an INSERT's rowcount only when asked; without it
+    # psycopg's reads -1 after the statement and ``write`` counted nothing new on PostgreSQL
     if dialect == "postgresql":
-        return postgresql.insert(table).on_conflict_do_nothing(index_elements=["event_id"])
-    if dialect == "sqlite":
-        return sqlite.insert(table).on_conflict_do_nothing(index_elements=["event_id"])
-    raise LedgerModeError(f"ledger database dialect {dialect!r} is not supported (PostgreSQL or SQLite)")
+        stmt = postgresql.insert(table).on_conflict_do_nothing(index_elements=["event_id"])
+    elif dialect == "sqlite":
+        stmt = sqlite.insert(table).on_conflict_do_nothing(index_elements=["event_id"])
+    else:
+        raise LedgerModeError(f"ledger database dialect {dialect!r} is not supported (PostgreSQL or SQLite)")
+    return stmt.execution_options(preserve_rowcount=True)
 
 
 class LedgerStore:
