@@ -12,6 +12,7 @@ from sqlalchemy.engine import make_url
 
 from core.bus.bus import Bus
 from core.bus.consumer import Consumer
+from core.bus.events import AlertEvent, decode
 from core.ledger.rows import LEDGERED_STREAMS
 from core.ledger.service import LedgerService
 from core.ledger.store import LedgerStore
@@ -81,6 +82,47 @@ async def test_a_minute_without_the_database_loses_and_dead_letters_nothing(pg_u
     finally:
         await svc.stop()
         proxy.stop()
-    assert ledger_rows(pg_url) == expected_rows(events)
-    assert store.written == len(events)
+    # the admin heard of it once (after 30 s) and of the recovery once; both alerts are ledgered too
+    alerts = [decode(f) for _i, f in await bus.redis.xrange(bus.keys.stream("alerts"))]
+    told = [a for a in alerts if isinstance(a, AlertEvent) and a.code == "LEDGER_UNAVAILABLE"]
+    assert [(a.severity, a.state) for a in told] == [("WARNING", "raised"), ("WARNING", "cleared")]
+    assert ledger_rows(pg_url) == expected_rows([*events, *told])
+    assert store.written == len(events) + len(told)
     assert await dead_letters(bus) == (0, [])
+
+
+async def test_the_admin_is_told_once_and_only_after_thirty_seconds(bus, sim_clock):
+    """A blip is only logged; an outage past OUTAGE_ALERT_S raises one LEDGER_UNAVAILABLE, not one
+    per failed attempt."""
+    import socket
+
+    from core.ledger.service import OUTAGE_ALERT_S
+
+    with socket.socket() as s:  # a port nothing listens on: every connection is refused
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    ctx = make_context(bus)
+    store = LedgerStore(f"postgresql+psycopg://quanticity@127.0.0.1:{port}/none", ctx.settings.mode.value,
+                        connect_timeout_s=1)
+    svc = LedgerService(ctx, store=store)
+    consumer = consumer_for(svc)
+    assert consumer is not None
+
+    async def told() -> list[str]:
+        rows = await bus.redis.xrange(bus.keys.stream("alerts"))
+        return [a.state for a in (decode(f) for _i, f in rows)
+                if isinstance(a, AlertEvent) and a.code == "LEDGER_UNAVAILABLE"]
+
+    await svc.start()
+    for ev in trade_day(1)[:3]:
+        await bus.publish(ev)
+    start = sim_clock.ms()
+    while sim_clock.ms() - start < (OUTAGE_ALERT_S - 1) * 1000:
+        await consumer.poll(svc.handle)
+        sim_clock.advance(1.0)
+    assert await told() == [] and store.written == 0
+    while sim_clock.ms() - start < (OUTAGE_ALERT_S + 60) * 1000:
+        await consumer.poll(svc.handle)
+        sim_clock.advance(1.0)
+    assert await told() == ["raised"]
+    await svc.stop()
