@@ -112,7 +112,7 @@ class Consumer:
         n = await self._read(handler, key, "0", seen)
         gone = self.retries.forget_missing(key, seen)
         if gone:
-            await self.bus.redis.hdel(self.bus.keys.tries(self.group), *gone)
+            await self.bus.redis.hdel(self.bus.keys.tries(self.group), *(self.bus.keys.tries_field(key, i) for i in gone))
         return n
 
     async def poll(self, handler: Handler, block_ms: int | None = None) -> int:
@@ -216,7 +216,8 @@ class Consumer:
             if ack:
                 await self.bus.redis.xack(key, self.group, *ack)
             if retried:
-                await self.bus.redis.hdel(self.bus.keys.tries(self.group), *retried)
+                await self.bus.redis.hdel(self.bus.keys.tries(self.group),
+                                          *(self.bus.keys.tries_field(key, i) for i in retried))
         except BaseException:
             # a handling that wrote nothing may still have moved the handler's memory (a flow
             # window, a quote): it must not run twice, so only its ack is tried again
@@ -265,7 +266,8 @@ class Consumer:
             return _EMPTY  # the caller acks it (and clears its retry)
         tx.pipe.set(done_key, "1", ex=self.processed_ttl_s)
         tx.pipe.xack(key, self.group, entry_id)
-        tx.pipe.hdel(self.bus.keys.tries(self.group), entry_id)  # a count left by an earlier process too
+        # a count left by an earlier process too
+        tx.pipe.hdel(self.bus.keys.tries(self.group), self.bus.keys.tries_field(key, entry_id))
         try:
             await tx.commit()
         except Exception as exc:  # noqa: BLE001 - all or nothing was written; pending either way
@@ -290,7 +292,8 @@ class Consumer:
             log.warning("group=%s event=%s type=%s %s: downstream unavailable (attempt %d, next in %d ms): %s",
                         self.group, event.id, event.type, stage, local, self.retries.delay_ms(local), exc)
             return
-        tries = await self.bus.redis.hincrby(self.bus.keys.tries(self.group), entry_id, 1)
+        tries = await self.bus.redis.hincrby(self.bus.keys.tries(self.group),
+                                             self.bus.keys.tries_field(key, entry_id), 1)
         log.error("group=%s event=%s type=%s corr=%s %s failed (attempt %d/%d): %s: %s", self.group, event.id,
                   event.type, event.correlation_id, stage, tries, self.max_deliveries, type(exc).__name__, exc,
                   exc_info=exc)

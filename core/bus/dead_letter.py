@@ -39,7 +39,7 @@ async def dead_letter(bus: Bus, group: str, key: str, entry_id: str, fields: dic
                          f"It is kept in the dead-letter stream {keys.dlq(group)}; nothing was done with it."))
         pipe.xadd(bus.stream_key(alert), encode(alert), maxlen=bus.maxlen, approximate=True)
     pipe.xack(key, group, entry_id)
-    pipe.hdel(keys.tries(group), entry_id)
+    pipe.hdel(keys.tries(group), keys.tries_field(key, entry_id))
     await pipe.execute()
     if alert is not None:
         bus.notify({bus.stream_key(alert)})

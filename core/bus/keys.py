@@ -36,7 +36,14 @@ class Keys:
         return f"{self.prefix}:dlqs"
 
     def tries(self, group: str) -> str:
+        """Hash of a group's failed-attempt counts, one field per pending entry (``tries_field``)."""
         return f"{self.prefix}:tries:{group}"
+
+    @staticmethod
+    def tries_field(stream_key: str, entry_id: str) -> str:
+        """An entry's field in ``tries``: stream ids are unique only within their stream (two streams
+        written in one MULTI in the same millisecond both get ``<ms>-0``), so the stream is part of it."""
+        return f"{stream_key}|{entry_id}"
 
     def halt(self) -> str:
         return f"{self.prefix}:halt"

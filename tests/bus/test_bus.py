@@ -113,7 +113,8 @@ async def test_failed_handler_rolls_back_and_retries_then_dead_letters(bus, redi
     assert len(attempts) == 1 and cons.next_retry_ms() == sim_clock.ms() + 1000
     await cons.poll(handler)
     assert len(attempts) == 1 and not cons.needs_poll  # backing off: not before its time
-    assert await redis_client.hget(keys.tries("g1"), (await redis_client.xrange(keys.stream("control")))[0][0]) == "1"
+    entry = (await redis_client.xrange(keys.stream("control")))[0][0]
+    assert await redis_client.hget(keys.tries("g1"), keys.tries_field(keys.stream("control"), entry)) == "1"
     for _ in range(4):
         sim_clock.advance(10)
         assert cons.needs_poll or len(attempts) == 3

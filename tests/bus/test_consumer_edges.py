@@ -148,7 +148,7 @@ async def test_a_failed_entry_trimmed_before_its_retry_is_acked_and_its_retry_st
     await cons.ensure_groups()
     entry = await bus.publish(_halt(bus))
     await cons.poll(_failing(calls, RuntimeError("boom")))
-    assert await redis_client.hget(keys.tries(group), entry) == "1"
+    assert await redis_client.hget(keys.tries(group), keys.tries_field(key, entry)) == "1"
     assert cons.next_retry_ms() == sim_clock.ms() + 1000
     await redis_client.xdel(key, entry)
     sim_clock.advance(1)
@@ -181,7 +181,7 @@ async def test_a_retried_success_clears_its_tries_count_and_its_schedule(
     ev = _halt(bus)
     entry = await bus.publish(ev)
     await cons.poll(handler)
-    assert await redis_client.hget(keys.tries(group), entry) == "1"
+    assert await redis_client.hget(keys.tries(group), keys.tries_field(key, entry)) == "1"
     assert cons.failed == 1 and cons.next_retry_ms() == sim_clock.ms() + 500
     sim_clock.advance(0.5)
     assert cons.needs_poll
@@ -630,3 +630,26 @@ async def test_a_stream_vanishing_during_start_up_recovery_leaves_the_rest_for_t
     assert seen == [c_ev.id, a_ev.id]
     assert await _pending(redis_client, akey, group) == 0
     assert not restarted.needs_poll
+
+
+async def test_the_same_entry_id_on_two_streams_keeps_two_try_counts(bus, redis_client, keys, group, sim_clock):
+    """Stream ids are unique only per stream: two streams written in one MULTI in the same millisecond
+    both get ``<ms>-0``. Each entry is dead-lettered after ITS OWN max_deliveries failures."""
+    a, b = keys.stream("control"), keys.stream("audit")
+    ev_a, ev_b = _halt(bus), bus.make(AuditEvent, actor="t", action="x")
+    pipe = redis_client.pipeline(transaction=True)
+    pipe.xadd(a, encode(ev_a), id="1700000000000-0")
+    pipe.xadd(b, encode(ev_b), id="1700000000000-0")
+    await pipe.execute()
+    attempts: dict[str, int] = {}
+
+    async def failing(ev, tx):
+        attempts[ev.id] = attempts.get(ev.id, 0) + 1
+        raise RuntimeError("boom")
+
+    cons = Consumer(bus, group, ["control", "audit"], max_deliveries=3, retry_base_ms=10, retry_max_ms=10)
+    for _ in range(12):
+        await cons.poll(failing)
+        sim_clock.advance(0.02)
+    assert attempts == {ev_a.id: 3, ev_b.id: 3}
+    assert len(await redis_client.xrange(keys.dlq(group))) == 2
