@@ -30,6 +30,7 @@ from datetime import date, datetime, timedelta
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import Connection
 
 from core.clock.calendar import NY, NyseCalendar
 from core.ledger.queries import ClosedTrade, Scorecard, closed_trades, scorecards
@@ -54,15 +55,19 @@ def is_first_session_of_month(cal: NyseCalendar, day: date) -> bool:
     return cal.is_session(day) and cal.most_recent_session(day - timedelta(days=1)).month != day.month
 
 
+def month_trades(conn: Connection, first: date) -> list[ClosedTrade]:
+    """The closed trades of the month starting ``first`` (a query for ``LedgerReader.read``)."""
+    lo, hi = month_span(first)
+    return closed_trades(conn, lo, hi)
+
+
 def read_month(store: LedgerStore, first: date) -> list[ClosedTrade]:
-    """The month's closed trades (blocking: run it in a worker thread). Opens the store on first use
-    (migrates to head, checks the run mode); ``LedgerUnavailable`` when the database is down."""
+    """``month_trades`` on a store (blocking; opens it on first use: migrates to head, checks the mode)."""
     if store.engine is None:
         store.open()
     assert store.engine is not None
-    lo, hi = month_span(first)
     with store.engine.connect() as conn:
-        return closed_trades(conn, lo, hi)
+        return month_trades(conn, first)
 
 
 # ------------------------------------------------------------------ the model

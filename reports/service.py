@@ -41,7 +41,6 @@ Files: ``<ctx.out_dir>/reports/`` when the context has an ``out_dir`` (demo), el
 
 from __future__ import annotations
 
-import asyncio
 import json
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
@@ -50,13 +49,11 @@ from core.bus.bus import Tx
 from core.bus.events import ControlEvent, Event, ReportEvent
 from core.clock.calendar import NY
 from core.ledger.reader import LedgerReader
-from core.ledger.service import store_for
-from core.ledger.store import LedgerStore
 from core.runtime.metrics import REJECTED
 from core.runtime.service import Context, Service
 from reports.commentary import Commentator
 from reports.data import KINDS, Kind, Tails, gather
-from reports.recap import build_recap, is_first_session_of_month, previous_month, read_month
+from reports.recap import build_recap, is_first_session_of_month, month_trades, previous_month
 from reports.recap_render import recap_stem, recap_summary, render_recap_all
 from reports.render import file_stem, render_all, summary_text, write_pages
 
@@ -87,7 +84,6 @@ class ReportService(Service):
         self.recap_on = self.cfg.recap_enabled and self.settings.ledger.enabled
         if self.cfg.recap_enabled and not self.recap_on:
             self.log.info("monthly recap off: it reads the ledger, and ledger.enabled is false")
-        self._store: LedgerStore | None = None  # the ledger, opened on the first recap
 
     # ------------------------------------------------------------------ schedule
     def out_dir(self) -> Path:
@@ -229,21 +225,17 @@ class ReportService(Service):
         return report_id
 
     # ------------------------------------------------------------------ the monthly recap
-    def _ledger(self) -> LedgerStore:
-        if self._store is None:
-            self._store = store_for(self.ctx)
-        return self._store
-
     async def build_recap(self, day: date, now: datetime, tx: Tx, *, by: str) -> str | None:
         """The recap of the month before ``day``'s: read the ledger, render and write the three tiers,
         queue the ``built`` ReportEvent on ``tx``. None (nothing written or emitted) for a month
         without a closed trade. ``LedgerUnavailable`` / ``LedgerModeError`` propagate (the caller logs
         and counts a failed build)."""
         first = previous_month(day)
-        trades = await asyncio.to_thread(read_month, self._ledger(), first)
+        # the reader never creates or migrates a database (the ledger service owns the schema)
+        trades = await self.ledger.read(lambda conn: month_trades(conn, first))
         if not trades:
             self.log.warning("no closed trades in %s in the ledger (%s): no monthly recap", f"{first:%B %Y}",
-                             self._ledger().describe())
+                             self.ledger.describe())
             return None
         data = build_recap(trades, first, float(self.settings.risk.account_value), self.cal, now)
         paths = write_pages(render_recap_all(data), self.out_dir(), recap_stem(data))
@@ -257,5 +249,3 @@ class ReportService(Service):
     async def stop(self) -> None:
         await self.commentator.aclose()
         self.ledger.close()
-        if self._store is not None:
-            self._store.close()
