@@ -84,3 +84,17 @@ def test_unmigrated_and_foreign_files(cli, tmp_path):
     junk.write_bytes(b"this is not a database at all" * 100)
     code, _, err = cli("export", *DAY, "--out", str(tmp_path / "o"), "--database-url", f"sqlite:///{junk}")
     one_error_line(code, err, "junk.sqlite")
+
+
+@pytest.mark.parametrize("url, needles", [
+    (UNREACHABLE, ["--database-url", "unreachable", "quant:***@127.0.0.1:1"]),
+    (f"not a url {PASSWORD}", ["--database-url", "not a database URL"]),
+])
+def test_demo_refuses_a_ledger_it_cannot_write_before_any_work(capsys, clean_env, tmp_path, url, needles):
+    import main
+
+    capsys.readouterr()
+    code = main.main(["demo", "--out", str(tmp_path / "day"), "--database-url", url])
+    _out, err = capsys.readouterr()
+    one_error_line(code, err, *needles)
+    assert not (tmp_path / "day" / "journal.jsonl").exists()
