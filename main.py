@@ -3,6 +3,7 @@
     python main.py demo [--seed N] [--date YYYY-MM-DD] [--out DIR] [--json]
     python main.py run --mode live|dry-run|demo [--services a,b] [--speed N (demo)]
     python main.py status [--json] | halt --reason TEXT | resume   (each with [--mode M])
+    python main.py pending [--json] | approve ID [--half] | reject ID   (each with [--mode M])
     python main.py ibkr check [--host H] [--port P] [--client-id N] [--json]
     python main.py check-config [--config FILE]
     python main.py analytics CHAIN.json
@@ -286,6 +287,36 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_pending(args: argparse.Namespace) -> int:
+    from bot.approvals.cli import format_pending, operator_bus, pending_items
+
+    async def listing(bus: Any) -> Any:
+        return await pending_items(await operator_bus(bus))
+
+    settings = _settings(args)
+    items = asyncio.run(_with_bus(settings, listing, _namespace(args, settings)))
+    print(json.dumps(items, sort_keys=True) if args.json else format_pending(items))
+    return 0
+
+
+def cmd_decide(args: argparse.Namespace) -> int:
+    """approve / reject: the same atomic claim as the Telegram buttons (bot.approvals.cli)."""
+    from bot.approvals.cli import decide, operator_bus
+
+    decision = "approved" if args.command == "approve" else "rejected"
+    by = f"cli:{os.environ.get('USER') or 'cli'}"
+
+    async def deciding(bus: Any) -> Any:
+        return await decide(await operator_bus(bus), args.id, decision, by, half=getattr(args, "half", False))
+
+    settings = _settings(args)
+    outcome = asyncio.run(_with_bus(settings, deciding, _namespace(args, settings)))
+    if not outcome.decided:
+        return _fail(outcome.line)
+    print(outcome.line)
+    return 0
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     speed = None
     if args.speed is not None:
@@ -525,6 +556,17 @@ def build_parser() -> argparse.ArgumentParser:
     h.add_argument("--mode", choices=modes, help="which mode's trading (default: the configured mode)")
     rs = add("resume", cmd_resume, "clear the halt")
     rs.add_argument("--mode", choices=modes, help="which mode's trading (default: the configured mode)")
+
+    pn = add("pending", cmd_pending, "cards waiting for a decision (signals and reports)")
+    pn.add_argument("--json", action="store_true", help="one JSON list")
+    pn.add_argument("--mode", choices=modes, help="whose cards (default: the configured mode)")
+    ap = add("approve", cmd_decide, "approve a signal or report card by id (same claim as Telegram)")
+    ap.add_argument("id", metavar="ID")
+    ap.add_argument("--half", action="store_true", help="signals: approve half the size (at least 1)")
+    ap.add_argument("--mode", choices=modes, help="whose cards (default: the configured mode)")
+    rj = add("reject", cmd_decide, "reject a signal or report card by id (same claim as Telegram)")
+    rj.add_argument("id", metavar="ID")
+    rj.add_argument("--mode", choices=modes, help="whose cards (default: the configured mode)")
 
     ib = add("ibkr", lambda a: _fail("use: ibkr check"), "Interactive Brokers tools")
     ibsub = ib.add_subparsers(dest="ibkr_command", required=True)

@@ -4,6 +4,7 @@
     market data: IBKR 127.0.0.1:7497 client 11 (market data: live)
     broker: paper fills against the market source's quotes (simulated)
     messages: local outbox var/demo/outbox.jsonl (subscribers see nothing)
+    approvals: manual, and no Telegram approver (...): decide cards with `python main.py pending` ...
 
 Each line comes from the part itself (the market source's and the broker's ``describe``), not
 from what the configuration hoped for; a part this process does not run says where it runs.
@@ -42,4 +43,20 @@ def startup_lines(settings: Settings, services: Sequence[Any], ctx: Any) -> list
     else:
         out = Path(ctx.out_dir or settings.demo.out_dir) / "outbox.jsonl"
         lines.append(f"messages: local outbox {out} (subscribers see nothing)")
+    lines.extend(approver_lines(settings, ctx.secrets))
     return lines
+
+
+def approver_lines(settings: Settings, secrets: Any) -> list[str]:
+    """Manual approval with no Telegram approver configured (no bot token or no admin ids): every card
+    waits for the command line, so say so and name the commands. Decision: judged on this process's
+    configuration; the policy is the configured one (a ``/mode`` override needs the bot anyway)."""
+    token = secrets.telegram_bot_token
+    has_token = token is not None and bool(token.get_secret_value().strip())
+    if settings.approval.policy != "manual" or (has_token and secrets.admin_ids()):
+        return []
+    mode = settings.mode.value
+    line = (f"approvals: manual, and no Telegram approver (TELEGRAM_BOT_TOKEN / TELEGRAM_ADMIN_IDS unset): "
+            f"decide cards with `python main.py pending --mode {mode}`, `approve ID [--half] --mode {mode}`, "
+            f"`reject ID --mode {mode}`")
+    return [line]
