@@ -482,20 +482,19 @@ def cmd_demo(args: argparse.Namespace) -> int:
     secrets = Secrets.model_construct()
     names = [n for n in SERVICE_ORDER if n != "telegram"]
     if args.database_url:  # up front: a ledger the day cannot write to is a bad argument, not a slow failure
-        from sqlalchemy.exc import ArgumentError
+        from core.ledger.cli import LedgerCliError, database_errors, ledger_url
+        from core.ledger.store import LedgerStore
 
-        from core.ledger.store import LedgerModeError, LedgerStore, LedgerUnavailable, resolve_url
-
-        store = LedgerStore(resolve_url("", "demo", None, override=args.database_url), "demo", connect_timeout_s=3)
         try:
-            store.open()
-        except (LedgerUnavailable, LedgerModeError) as exc:
+            url = ledger_url(args, settings, secrets, "demo")
+            store = LedgerStore(url, "demo", connect_timeout_s=3)
+            try:
+                with database_errors(url):
+                    store.open()
+            finally:
+                store.close()
+        except LedgerCliError as exc:
             raise UsageError(f"--database-url: {exc}") from None
-        except (ArgumentError, ValueError):  # a malformed URL, an unknown driver (never echoed: a password)
-            raise UsageError("--database-url: not a database URL (e.g. postgresql://user@127.0.0.1/quanticity "
-                             "or sqlite:///path/ledger.sqlite)") from None
-        finally:
-            store.close()
 
     def finalize_outbox(folder: Path) -> None:
         from bot.distribution.outbox_html import render_outbox_html

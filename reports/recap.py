@@ -34,7 +34,6 @@ from sqlalchemy import Connection
 
 from core.clock.calendar import NY, NyseCalendar
 from core.ledger.queries import ClosedTrade, Scorecard, closed_trades, scorecards
-from core.ledger.store import LedgerStore
 
 KIND: Literal["monthly"] = "monthly"
 
@@ -59,15 +58,6 @@ def month_trades(conn: Connection, first: date) -> list[ClosedTrade]:
     """The closed trades of the month starting ``first`` (a query for ``LedgerReader.read``)."""
     lo, hi = month_span(first)
     return closed_trades(conn, lo, hi)
-
-
-def read_month(store: LedgerStore, first: date) -> list[ClosedTrade]:
-    """``month_trades`` on a store (blocking; opens it on first use: migrates to head, checks the mode)."""
-    if store.engine is None:
-        store.open()
-    assert store.engine is not None
-    with store.engine.connect() as conn:
-        return month_trades(conn, first)
 
 
 # ------------------------------------------------------------------ the model

@@ -31,19 +31,19 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from core.config.model import Settings
 from core.config.secrets import Secrets
-from core.ledger import schema
 from core.ledger.store import (
     MIGRATIONS,
     LedgerModeError,
     LedgerStore,
     LedgerUnavailable,
     current_revision,
+    held_mode,
     make_engine,
     migrate,
     resolve_url,
@@ -91,7 +91,7 @@ def _scrub(text: str, url: str) -> str:
 
 
 @contextmanager
-def _database(url: str) -> Iterator[None]:
+def database_errors(url: str) -> Iterator[None]:
     """Database failures as one line (password masked)."""
     try:
         yield
@@ -131,7 +131,7 @@ def open_for_reading(url: str, mode: str | None, timeout_s: float) -> tuple[Engi
         raise LedgerCliError(f"no ledger at {describe(url)} (nothing recorded yet for this mode; "
                              f"give --mode or --database-url)")
     engine = make_engine(url, timeout_s)
-    with _database(url):
+    with database_errors(url):
         rev = current_revision(engine)
         head = head_revision()
         if rev != head:
@@ -139,7 +139,7 @@ def open_for_reading(url: str, mode: str | None, timeout_s: float) -> tuple[Engi
             raise LedgerCliError(f"ledger {describe(url)} is at revision {rev or 'none (not initialised)'}, "
                                  f"this code reads {head}: run `python main.py ledger migrate`")
         with engine.connect() as conn:
-            held = conn.execute(select(schema.meta.c.value).where(schema.meta.c.key == "mode")).scalar()
+            held = held_mode(conn)
     if mode is not None and held is not None and held != mode:
         engine.dispose()
         raise LedgerCliError(f"the ledger at {describe(url)} holds {held!r} records, not {mode!r}")
@@ -179,7 +179,7 @@ def cmd_migrate(args: argparse.Namespace, settings: Settings, secrets: Secrets) 
         raise LedgerCliError(f"no ledger at {describe(url)} to migrate down")
     engine = make_engine(url, settings.ledger.connect_timeout_s)
     try:
-        with _database(url):
+        with database_errors(url):
             before = current_revision(engine)
             try:
                 migrate(engine, args.revision or "head", down=args.down)
@@ -229,7 +229,7 @@ def cmd_stats(args: argparse.Namespace, settings: Settings, secrets: Secrets) ->
     url = ledger_url(args, settings, secrets, _mode(args, settings))
     engine, held, _rev = open_for_reading(url, args.mode, settings.ledger.connect_timeout_s)
     try:
-        with _database(url), engine.connect() as conn:
+        with database_errors(url), engine.connect() as conn:
             result = stats(conn, first, last)
     finally:
         engine.dispose()
@@ -272,7 +272,7 @@ def cmd_export(args: argparse.Namespace, settings: Settings, secrets: Secrets) -
     engine, held, rev = open_for_reading(url, args.mode, settings.ledger.connect_timeout_s)
     try:
         out = _writable_folder(args.out)
-        with _database(url), engine.connect() as conn:
+        with database_errors(url), engine.connect() as conn:
             try:
                 manifest = export_span(conn, first, last, out, formats, database=describe(url), mode=held,
                                        revision=rev)
@@ -303,7 +303,7 @@ async def _rebuild(args: argparse.Namespace, settings: Settings, secrets: Secret
     namespace = f"{settings.redis.key_prefix}.{mode}"
     store = LedgerStore(url, mode, connect_timeout_s=settings.ledger.connect_timeout_s)
     try:
-        with _database(url):
+        with database_errors(url):
             await store.aopen()
             try:
                 report = await rebuild(handle.client, Keys(namespace), store)

@@ -31,7 +31,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
-from sqlalchemy import Connection, Engine, inspect, select
+from sqlalchemy import Connection, Engine, inspect
 from sqlalchemy.engine import make_url
 
 from core.ledger import schema
@@ -39,8 +39,10 @@ from core.ledger.store import (
     LedgerModeError,
     LedgerStore,
     LedgerUnavailable,
-    _is_connection_error,
+    dispose_quietly,
+    held_mode,
     make_engine,
+    unreachable,
 )
 
 if TYPE_CHECKING:
@@ -97,9 +99,9 @@ class LedgerReader:
         if not inspect(conn).has_table(schema.meta.name):
             raise LedgerUnavailable(f"the ledger at {self.describe()} has no schema yet "
                                     "(the ledger service creates it)")
-        row = conn.execute(select(schema.meta.c.value).where(schema.meta.c.key == "mode")).first()
-        if row is not None and row[0] != self.store.mode:
-            raise LedgerModeError(f"the ledger at {self.describe()} holds {row[0]!r} records; "
+        held = held_mode(conn)
+        if held is not None and held != self.store.mode:
+            raise LedgerModeError(f"the ledger at {self.describe()} holds {held!r} records; "
                                   f"this run is {self.store.mode!r}")
         self._checked = True
 
@@ -113,20 +115,16 @@ class LedgerReader:
         except UNREADABLE:
             raise
         except Exception as exc:
-            if _is_connection_error(exc):
+            down = unreachable(self.describe(), exc)
+            if down is not None:
                 self._reset()
-                raise LedgerUnavailable(f"ledger database {self.describe()} unreachable: "
-                                        f"{type(exc).__name__}") from None
+                raise down from None
             raise
 
     def _reset(self) -> None:
         """Drop pooled connections after a connection error; the next read reconnects and re-checks."""
         with self._lock:
-            if self.engine is not None:
-                try:
-                    self.engine.dispose()
-                except Exception:  # disposing a dead pool may itself fail; nothing to keep
-                    log.debug("disposing the reader's pool failed", exc_info=True)
+            dispose_quietly(self.engine)
             self.engine = None
             self._checked = False
 

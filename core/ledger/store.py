@@ -23,7 +23,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, select
+from sqlalchemy import Connection, Engine, create_engine, event, select
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql, sqlite
 
@@ -106,13 +106,34 @@ def current_revision(engine: Engine) -> str | None:
         return MigrationContext.configure(conn).get_current_revision()
 
 
-def _insert(table: Any, dialect: str) -> Any:
+def held_mode(conn: Connection) -> str | None:
+    """The run mode whose records this ledger holds (None: none claimed yet)."""
+    return conn.execute(select(schema.meta.c.value).where(schema.meta.c.key == "mode")).scalar()
+
+
+def unreachable(where: str, exc: BaseException) -> LedgerUnavailable | None:
+    """The ``LedgerUnavailable`` a connection-level failure becomes (None: ``exc`` is not one)."""
+    if _is_connection_error(exc):
+        return LedgerUnavailable(f"ledger database {where} unreachable: {type(exc).__name__}")
+    return None
+
+
+def dispose_quietly(engine: Engine | None) -> None:
+    """Drop pooled connections after a connection error (the next use reconnects)."""
+    if engine is not None:
+        try:
+            engine.dispose()
+        except Exception:  # disposing a dead pool may itself fail; nothing to keep but a log line
+            log.debug("ledger: disposing the connection pool failed", exc_info=True)
+
+
+def _insert(table: Any, dialect: str, key: str = "event_id") -> Any:
     # preserve_rowcount: SQLAlchemy 2 keeps an INSERT's rowcount only when asked; without it
     # psycopg's reads -1 after the statement and ``write`` counted nothing new on PostgreSQL
     if dialect == "postgresql":
-        stmt = postgresql.insert(table).on_conflict_do_nothing(index_elements=["event_id"])
+        stmt = postgresql.insert(table).on_conflict_do_nothing(index_elements=[key])
     elif dialect == "sqlite":
-        stmt = sqlite.insert(table).on_conflict_do_nothing(index_elements=["event_id"])
+        stmt = sqlite.insert(table).on_conflict_do_nothing(index_elements=[key])
     else:
         raise LedgerModeError(f"ledger database dialect {dialect!r} is not supported (PostgreSQL or SQLite)")
     return stmt.execution_options(preserve_rowcount=True)
@@ -140,18 +161,18 @@ class LedgerStore:
         try:
             migrate(self.engine)
             with self.engine.begin() as conn:
-                row = conn.execute(select(schema.meta.c.value).where(schema.meta.c.key == "mode")).first()
-                if row is None:
-                    conn.execute(_insert_meta(conn.dialect.name), {"key": "mode", "value": self.mode})
-                elif row[0] != self.mode:
-                    raise LedgerModeError(f"the ledger at {self.describe()} holds {row[0]!r} records; "
+                held = held_mode(conn)
+                if held is None:
+                    conn.execute(_insert(schema.meta, conn.dialect.name, "key"), {"key": "mode", "value": self.mode})
+                elif held != self.mode:
+                    raise LedgerModeError(f"the ledger at {self.describe()} holds {held!r} records; "
                                           f"this run is {self.mode!r} (use another DATABASE_URL / sqlite_path)")
         except LedgerModeError:
             raise
         except Exception as exc:
-            if _is_connection_error(exc):
-                raise LedgerUnavailable(f"ledger database {self.describe()} unreachable: "
-                                        f"{type(exc).__name__}") from None
+            down = unreachable(self.describe(), exc)
+            if down is not None:
+                raise down from None
             raise
         return self
 
@@ -181,10 +202,10 @@ class LedgerStore:
                     if table is schema.events:
                         new = max(0, res.rowcount or 0)
         except Exception as exc:
-            if _is_connection_error(exc):
-                self._reset()
-                raise LedgerUnavailable(f"ledger database {self.describe()} unreachable: "
-                                        f"{type(exc).__name__}") from None
+            down = unreachable(self.describe(), exc)
+            if down is not None:
+                dispose_quietly(self.engine)
+                raise down from None
             raise
         self.written += new
         return new
@@ -195,16 +216,3 @@ class LedgerStore:
     async def aopen(self) -> LedgerStore:
         return await asyncio.to_thread(self.open)
 
-    def _reset(self) -> None:
-        """Drop pooled connections after a connection error (the next write reconnects)."""
-        if self.engine is not None:
-            try:
-                self.engine.dispose()
-            except Exception:  # disposing a dead pool may itself fail; nothing to keep but a log line
-                log.debug("ledger: disposing the connection pool failed", exc_info=True)
-
-
-def _insert_meta(dialect: str) -> Any:
-    if dialect == "postgresql":
-        return postgresql.insert(schema.meta).on_conflict_do_nothing(index_elements=["key"])
-    return sqlite.insert(schema.meta).on_conflict_do_nothing(index_elements=["key"])

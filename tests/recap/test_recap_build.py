@@ -11,13 +11,20 @@ import pytest
 from core.clock.calendar import NyseCalendar
 from core.ledger.queries import closed_trades, scorecards
 from core.ledger.store import LedgerStore, resolve_url
-from reports.recap import build_recap, is_first_session_of_month, previous_month, read_month
+from reports.recap import build_recap, is_first_session_of_month, month_trades, previous_month
 from reports.recap_render import recap_summary, recap_view, render_recap_all
 from reports.render import fmt_money, fmt_pct
 from tests.recap._html import rows, visible_text, whole_numbers
 from tests.recap._month import ACCOUNT_VALUE, SIZES, STRATEGIES, write_month
 
 NOV = date(2026, 11, 1)
+
+
+def read_month(store: LedgerStore, first: date):
+    """The month's closed trades through the query the report service runs (an opened store)."""
+    assert store.engine is not None
+    with store.engine.connect() as conn:
+        return month_trades(conn, first)
 BUILT_AT = datetime(2026, 12, 1, 21, 10, tzinfo=UTC)  # 16:10 New York
 
 
