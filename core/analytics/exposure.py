@@ -186,6 +186,19 @@ def _rows(uses: Mapping[str, np.ndarray] | None, use: str) -> np.ndarray | None:
     return None if m.all() else m
 
 
+def _counted(chain: OptionChain, is_call: np.ndarray, gex: np.ndarray, dex: np.ndarray,
+             gex_rows: np.ndarray | None, dex_rows: np.ndarray | None) -> tuple[np.ndarray, ...]:
+    """(call GEX, put GEX, GEX, DEX, strike, expiry) of the rows GEX or DEX counts (all rows: unchanged)."""
+    call_part = np.where(is_call, gex, 0.0)
+    put_part = gex - call_part
+    strike, expiry = chain.strike, np.asarray(chain.expiry, dtype="datetime64[D]")
+    if gex_rows is None and dex_rows is None:
+        return call_part, put_part, gex, dex, strike, expiry
+    every = np.ones(len(chain), dtype=bool)
+    sel = (every if gex_rows is None else gex_rows) | (every if dex_rows is None else dex_rows)
+    return call_part[sel], put_part[sel], gex[sel], dex[sel], strike[sel], expiry[sel]
+
+
 def compute_exposure(
     chain: OptionChain,
     rate: float,
@@ -236,16 +249,7 @@ def compute_exposure(
     if dex_rows is not None:
         dex = np.where(dex_rows, dex, 0.0)
 
-    call_part = np.where(is_call, gex, 0.0)
-    put_part = gex - call_part
-    strike, expiry = chain.strike, np.asarray(chain.expiry, dtype="datetime64[D]")
-    if gex_rows is not None or dex_rows is not None:  # strikes and expiries of the rows that count
-        sel = (np.ones(len(chain), bool) if gex_rows is None else gex_rows) | (
-            np.ones(len(chain), bool) if dex_rows is None else dex_rows)
-        strike, expiry = strike[sel], expiry[sel]
-        call_part, put_part, gex_s, dex_s = call_part[sel], put_part[sel], gex[sel], dex[sel]
-    else:
-        gex_s, dex_s = gex, dex
+    call_part, put_part, gex_s, dex_s, strike, expiry = _counted(chain, is_call, gex, dex, gex_rows, dex_rows)
     strikes, gex_k, call_k, put_k, dex_k = sum_by(strike, gex_s, call_part, put_part, dex_s)
     expiries, gex_e, dex_e = sum_by(expiry, gex_s, dex_s)
     walls = find_walls(strikes, call_k, put_k)
