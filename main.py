@@ -178,7 +178,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def cmd_analytics(args: argparse.Namespace) -> int:
-    from core.analytics.report import ChainFileError, analyze_chain_json
+    from core.analytics.report import ChainFileError, analyze_cboe_text, analyze_chain_json
 
     try:
         text = Path(args.file).read_text(encoding="utf-8")
@@ -186,17 +186,20 @@ def cmd_analytics(args: argparse.Namespace) -> int:
         return _fail(f"{args.file}: cannot read ({exc.strerror or exc})")
     except UnicodeDecodeError as exc:
         return _fail(f"{args.file}: not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset {exc.start})")
-    try:
-        obj = json.loads(text)
-    except json.JSONDecodeError as exc:
-        return _fail(f"{args.file}: not valid JSON (line {exc.lineno}: {exc.msg})")
     settings = _settings(args)
     a = settings.analytics  # the same analytics configuration the AnalyticsService uses
+    kw = {"rate": settings.market.rate, "dividend_yield": settings.market.dividend_yield,
+          "grid_levels": a.flip_grid_levels, "flip_range_pct": a.flip_range_pct,
+          "min_minutes_to_expiry": a.min_minutes_to_expiry}
     try:
-        result = analyze_chain_json(obj, rate=settings.market.rate,
-                                    dividend_yield=settings.market.dividend_yield,
-                                    grid_levels=a.flip_grid_levels, flip_range_pct=a.flip_range_pct,
-                                    min_minutes_to_expiry=a.min_minutes_to_expiry)
+        if str(args.file).lower().endswith(".csv"):  # a Cboe delayed-quote export
+            result = analyze_cboe_text(text, **kw)
+        else:
+            try:
+                obj = json.loads(text)
+            except json.JSONDecodeError as exc:
+                return _fail(f"{args.file}: not valid JSON (line {exc.lineno}: {exc.msg})")
+            result = analyze_chain_json(obj, **kw)
     except ChainFileError as exc:
         return _fail(f"{args.file}: {exc}")
     print(json.dumps(result, indent=2))
@@ -582,7 +585,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("check-config", cmd_check_config, "validate config and print it with secrets masked")
 
     a = add("analytics", cmd_analytics, "dealer exposure and levels of an option chain file")
-    a.add_argument("file", metavar="CHAIN.json")
+    a.add_argument("file", metavar="CHAIN.json", help="CHAIN.json, or a Cboe delayed-quote export (*.csv)")
 
     o = add("overseer", lambda a: _fail("use: overseer review SIGNAL.json"), "overseer tools")
     osub = o.add_subparsers(dest="overseer_command", required=True)

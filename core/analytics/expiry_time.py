@@ -13,7 +13,8 @@ Conventions
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -42,11 +43,14 @@ def expiry_close_timestamp(expiry: np.ndarray) -> np.ndarray:
     uniq, inverse = np.unique(flat, return_inverse=True)
     closes = np.empty(uniq.shape[0], dtype=np.float64)
     for i, day in enumerate(uniq.tolist()):  # datetime.date, or None for NaT
-        if day is None:
-            closes[i] = np.nan
-        else:
-            closes[i] = datetime(day.year, day.month, day.day, CLOSE_HOUR, 0, tzinfo=NEW_YORK).timestamp()
+        closes[i] = np.nan if day is None else _close_epoch(day)
     return closes[inverse].reshape(exp.shape)
+
+
+@lru_cache(maxsize=4096)
+def _close_epoch(day: date) -> float:
+    """16:00 New York on ``day`` as a POSIX timestamp (a pure function of the date: cached)."""
+    return datetime(day.year, day.month, day.day, CLOSE_HOUR, 0, tzinfo=NEW_YORK).timestamp()
 
 
 def minutes_to_close(asof: datetime, expiry: np.ndarray) -> np.ndarray:

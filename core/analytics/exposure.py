@@ -11,8 +11,10 @@ Conventions
 * **DEX per contract** = ``delta * OI * 100 * S`` in **dollars** (share-equivalent
   notional). ``delta`` keeps its own sign (calls > 0, puts < 0); no extra sign flip.
 * **Greeks source**: the vendor's ``chain.delta`` / ``chain.gamma`` where they are
-  not NaN, otherwise BSM with the row's ``iv``, ``T = year_fraction(asof, expiry)``
-  (to 16:00 New York, 365-day year, floored at 5 minutes), ``r`` and ``q``.
+  not NaN, otherwise BSM with the row's volatility (``vol``: the vendor IV or one solved
+  from the price, :mod:`core.analytics.volatility`; default ``chain.iv``),
+  ``T = year_fraction(asof, expiry)`` (to 16:00 New York, 365-day year, floored at 5
+  minutes), ``r`` and ``q``.
 * **Rate / yield**: ``chain.rate`` / ``chain.dividend_yield`` when the source stated
   them (not ``None``), else the ``rate`` / ``dividend_yield`` arguments (config).
 * **Aggregates**: totals, by strike (all expiries summed), by expiry.
@@ -23,12 +25,15 @@ Conventions
   over a +-20% spot grid, sign change nearest spot, linear interpolation).
 * **Max pain** per expiry: see :mod:`core.analytics.max_pain`.
 
-Input should be a cleaned chain (:func:`core.analytics.validate.clean_chain`);
-this module does not re-validate rows.
+Input is either a cleaned chain (every row counts for everything) or a chain with per-use
+row masks (``uses``, from :func:`core.analytics.validate.validate_uses`): GEX counts the
+``gex`` rows, DEX the ``dex`` rows, max pain the ``max_pain`` rows, the flip the ``flip``
+rows. This module does not re-validate rows.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -105,22 +110,25 @@ class ExposureResult:
 
 
 def contract_delta_gamma(
-    chain: OptionChain, T: np.ndarray, rate: float, dividend_yield: float
+    chain: OptionChain, T: np.ndarray, rate: float, dividend_yield: float, vol: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Per-row (delta, gamma): vendor values where not NaN, BSM elsewhere.
+    """Per-row (delta, gamma): vendor values where not NaN, BSM (with ``vol``, default ``chain.iv``) elsewhere.
 
-    BSM is evaluated only on rows missing a vendor value.
+    BSM is evaluated only on rows missing a vendor value (NaN where ``vol`` is NaN).
     """
+    sigma = chain.iv if vol is None else vol
     d = np.array(chain.delta, dtype=np.float64, copy=True)
     g = np.array(chain.gamma, dtype=np.float64, copy=True)
     need_d = np.isnan(d)
     need_g = np.isnan(g)
     need = need_d | need_g
     if need_d.all() and need_g.all():  # common case (no vendor greeks): no fancy indexing
-        return delta_gamma(chain.spot, chain.strike, T, rate, dividend_yield, chain.iv, chain.is_call)
+        with np.errstate(invalid="ignore"):
+            return delta_gamma(chain.spot, chain.strike, T, rate, dividend_yield, sigma, chain.is_call)
     if need.any():
-        md, mg = delta_gamma(chain.spot, chain.strike[need], T[need], rate, dividend_yield,
-                             chain.iv[need], chain.is_call[need])
+        with np.errstate(invalid="ignore"):
+            md, mg = delta_gamma(chain.spot, chain.strike[need], T[need], rate, dividend_yield,
+                                 sigma[need], chain.is_call[need])
         d[need_d] = md[need_d[need]]
         g[need_g] = mg[need_g[need]]
     return d, g
@@ -170,6 +178,27 @@ def find_walls(
     )
 
 
+def _rows(uses: Mapping[str, np.ndarray] | None, use: str) -> np.ndarray | None:
+    """The row mask of ``use``, or None when every row counts (the plain path, unchanged)."""
+    if uses is None:
+        return None
+    m = np.asarray(uses[use], dtype=bool)
+    return None if m.all() else m
+
+
+def _counted(chain: OptionChain, is_call: np.ndarray, gex: np.ndarray, dex: np.ndarray,
+             gex_rows: np.ndarray | None, dex_rows: np.ndarray | None) -> tuple[np.ndarray, ...]:
+    """(call GEX, put GEX, GEX, DEX, strike, expiry) of the rows GEX or DEX counts (all rows: unchanged)."""
+    call_part = np.where(is_call, gex, 0.0)
+    put_part = gex - call_part
+    strike, expiry = chain.strike, np.asarray(chain.expiry, dtype="datetime64[D]")
+    if gex_rows is None and dex_rows is None:
+        return call_part, put_part, gex, dex, strike, expiry
+    every = np.ones(len(chain), dtype=bool)
+    sel = (every if gex_rows is None else gex_rows) | (every if dex_rows is None else dex_rows)
+    return call_part[sel], put_part[sel], gex[sel], dex[sel], strike[sel], expiry[sel]
+
+
 def compute_exposure(
     chain: OptionChain,
     rate: float,
@@ -180,11 +209,14 @@ def compute_exposure(
     multiplier: float = MULTIPLIER,
     min_minutes: float = 5.0,
     max_elements: int = DEFAULT_MAX_ELEMENTS,
+    vol: np.ndarray | None = None,
+    uses: Mapping[str, np.ndarray] | None = None,
 ) -> ExposureResult:
     """GEX/DEX totals and breakdowns, walls, zero-gamma level and max pain.
 
     Args:
-        chain: a cleaned chain (see :func:`core.analytics.validate.clean_chain`).
+        chain: a cleaned chain (see :func:`core.analytics.validate.clean_chain`), or any
+            chain with ``uses``.
         rate: continuously compounded rate used unless ``chain.rate`` is set.
         dividend_yield: continuous yield used unless ``chain.dividend_yield`` is set.
         grid_levels: spot levels for the zero-gamma search; ``None`` or ``0`` skips
@@ -193,6 +225,9 @@ def compute_exposure(
         multiplier: shares per contract.
         min_minutes: floor on time to expiry (see :func:`year_fraction`).
         max_elements: memory bound (cells per chunk) of the flip grid broadcast.
+        vol: per-row volatility for model greeks and the flip (default ``chain.iv``).
+        uses: per-use row masks ``{"gex", "dex", "max_pain", "flip"}`` (default: all rows
+            count for everything). Per-contract ``gex``/``dex`` are 0 on rows outside their use.
 
     Returns:
         :class:`ExposureResult`.
@@ -202,32 +237,41 @@ def compute_exposure(
     spot = float(chain.spot)
     oi = np.asarray(chain.open_interest, dtype=np.float64)
     is_call = np.asarray(chain.is_call, dtype=bool)
+    sigma = np.asarray(chain.iv if vol is None else vol, dtype=np.float64)
 
     T = year_fraction(chain.asof, chain.expiry, min_minutes=min_minutes)
-    d, g = contract_delta_gamma(chain, T, r, q)
+    d, g = contract_delta_gamma(chain, T, r, q, sigma)
     gex = gex_per_contract(g, oi, is_call, spot, multiplier)
     dex = dex_per_contract(d, oi, spot, multiplier)
+    gex_rows, dex_rows = _rows(uses, "gex"), _rows(uses, "dex")
+    if gex_rows is not None:
+        gex = np.where(gex_rows, gex, 0.0)
+    if dex_rows is not None:
+        dex = np.where(dex_rows, dex, 0.0)
 
-    call_part = np.where(is_call, gex, 0.0)
-    put_part = gex - call_part
-    strikes, gex_k, call_k, put_k, dex_k = sum_by(chain.strike, gex, call_part, put_part, dex)
-    expiries, gex_e, dex_e = sum_by(np.asarray(chain.expiry, dtype="datetime64[D]"), gex, dex)
+    call_part, put_part, gex_s, dex_s, strike, expiry = _counted(chain, is_call, gex, dex, gex_rows, dex_rows)
+    strikes, gex_k, call_k, put_k, dex_k = sum_by(strike, gex_s, call_part, put_part, dex_s)
+    expiries, gex_e, dex_e = sum_by(expiry, gex_s, dex_s)
     walls = find_walls(strikes, call_k, put_k)
 
     profile: GammaProfile | None = None
     if grid_levels:
+        fr = _rows(uses, "flip")
+        pick = (lambda a: a) if fr is None else (lambda a: np.asarray(a)[fr])
         profile = zero_gamma_profile(
-            spot, chain.strike, T, chain.iv, oi, is_call, r, q,
+            spot, pick(chain.strike), pick(T), pick(sigma), pick(oi), pick(is_call), r, q,
             grid_levels=grid_levels, width=width, multiplier=multiplier, max_elements=max_elements,
         )
+    mp = _rows(uses, "max_pain")
+    mp_pick = (lambda a: a) if mp is None else (lambda a: np.asarray(a)[mp])
 
     return ExposureResult(
         spot=spot, rate=r, dividend_yield=q, T=T, delta=d, gamma=g, gex=gex, dex=dex,
-        gex_total=float(gex.sum()), dex_total=float(dex.sum()),
+        gex_total=float(gex_s.sum()), dex_total=float(dex_s.sum()),
         call_gex_total=float(call_part.sum()), put_gex_total=float(put_part.sum()),
         strikes=strikes, gex_by_strike=gex_k, call_gex_by_strike=call_k, put_gex_by_strike=put_k,
         dex_by_strike=dex_k, expiries=expiries, gex_by_expiry=gex_e, dex_by_expiry=dex_e,
         call_wall=walls.call_wall, put_wall=walls.put_wall, max_gamma_strike=walls.max_gamma_strike,
         zero_gamma=profile.zero_gamma if profile is not None else None, gamma_profile=profile,
-        max_pain=max_pain(chain.expiry, chain.strike, is_call, oi),
+        max_pain=max_pain(mp_pick(chain.expiry), mp_pick(chain.strike), mp_pick(is_call), mp_pick(oi)),
     )

@@ -4,15 +4,22 @@ Input (a parsed JSON object)::
 
     {"symbol": str, "spot": number > 0, "asof": ISO 8601 string WITH offset,
      "rate"?: number, "dividend_yield"?: number,
-     "contracts": [{"expiry": "YYYY-MM-DD", "strike": n, "right": "C"|"P",
-                    "bid": n, "ask": n, "iv": n, "open_interest": n,
+     "contracts": [{"expiry": "YYYY-MM-DD", "strike": n, "right": "C"|"P", "open_interest": n,
+                    "bid"?: n, "ask"?: n, "last"?: n, "iv"?: n,
                     "volume"?: n, "delta"?: n, "gamma"?: n}, ...]}
 
 Output::
 
     {"symbol", "spot", "gex_total", "dex_total", "gex_by_strike": {"<strike>": value},
      "call_wall", "put_wall", "zero_gamma", "max_pain": {"<expiry>": strike},
-     "contracts_used", "contracts_rejected"}
+     "contracts_used", "contracts_rejected", "rate", "dividend_yield",
+     "validation": {"rate", "rate_source", "dividend_yield", "dividend_yield_source",
+                    "used": {use: rows}, "rejected": {use: {reason: rows}},
+                    "iv": {"vendor", "solved_mid", "solved_last", "unsolved": {reason: rows}}}}
+
+Rows are validated per use (:mod:`core.analytics.chain_analysis`, the same code as the
+analytics service): ``contracts_used`` counts the rows at least one use counted,
+``contracts_rejected`` the malformed rows plus the rows no use could take.
 
 * A malformed top level (not an object; missing/ill-typed symbol, spot, asof or
   contracts; non-finite or non-positive spot; asof without a UTC offset; ill-typed
@@ -42,25 +49,27 @@ from typing import Any
 
 import numpy as np
 
-from core.analytics.exposure import compute_exposure
-from core.analytics.validate import clean_chain
+from core.analytics.cboe import CboeFormatError, parse_cboe_csv
+from core.analytics.chain_analysis import AnalysisSettings, ChainAnalysis, analyze_chain
 from core.market.chain import OptionChain
 
 __all__ = [
     "DEFAULT_DIVIDEND_YIELD",
     "DEFAULT_RATE",
     "ChainFileError",
+    "analyze_cboe_text",
     "analyze_chain_file",
     "analyze_chain_json",
     "chain_from_rows",
     "main",
     "parse_asof",
+    "summarize",
 ]
 
 DEFAULT_RATE = 0.045
 DEFAULT_DIVIDEND_YIELD = 0.0
-_REQUIRED_NUMBERS = ("strike", "bid", "ask", "iv", "open_interest")
-_OPTIONAL_NUMBERS = ("volume", "delta", "gamma")
+_REQUIRED_NUMBERS = ("strike", "open_interest")
+_OPTIONAL_NUMBERS = ("bid", "ask", "iv", "volume", "delta", "gamma", "last")  # absent: NaN (volume 0)
 _DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
@@ -101,7 +110,7 @@ def parse_asof(value: object) -> datetime:
 
 
 def _parse_row(row: object) -> tuple[np.datetime64, float, bool, list[float]] | None:
-    """(expiry, strike, is_call, [bid, ask, iv, oi, volume, delta, gamma]) or None if malformed."""
+    """(expiry, strike, is_call, [oi, bid, ask, iv, volume, delta, gamma, last]) or None if malformed."""
     if not isinstance(row, dict):
         return None
     exp = row.get("expiry")
@@ -136,12 +145,11 @@ def _parse_row(row: object) -> tuple[np.datetime64, float, bool, list[float]] | 
 def chain_from_rows(symbol: str, spot: float, asof: datetime, rows: list[Any]) -> tuple[OptionChain, int]:
     """Build an :class:`OptionChain` from CHAIN.json contract rows (structural parse only).
 
-    Rows that are not objects, miss a required field (expiry, strike, right, bid, ask,
-    iv, open_interest), have a non-number where a number belongs, an unknown right or
+    Rows that are not objects, miss a required field (expiry, strike, right,
+    open_interest), have a non-number where a number belongs, an unknown right or
     a non ``YYYY-MM-DD`` expiry are dropped and counted. Values are NOT checked here
-    (NaN, negatives, crossed or expired rows pass through): run
-    :func:`core.analytics.validate.clean_chain` on the result before analytics.
-    Absent ``volume`` is 0; absent ``delta``/``gamma`` are NaN (computed later).
+    (NaN, negatives, crossed or expired rows pass through): analytics validates them
+    per use. Absent ``volume`` is 0; absent bid/ask/last/iv/delta/gamma are NaN.
 
     Returns:
         ``(chain, rejected_count)``.
@@ -156,9 +164,8 @@ def chain_from_rows(symbol: str, spot: float, asof: datetime, rows: list[Any]) -
     vals = np.array([p[3] for p in parsed], dtype=np.float64)
     chain = OptionChain(
         symbol=symbol, spot=float(spot), asof=asof, expiry=expiry, strike=strike, is_call=is_call,
-        bid=vals[:, 0].copy(), ask=vals[:, 1].copy(), iv=vals[:, 2].copy(),
-        open_interest=vals[:, 3].copy(), volume=vals[:, 4].copy(),
-        delta=vals[:, 5].copy(), gamma=vals[:, 6].copy(),
+        open_interest=vals[:, 0].copy(), bid=vals[:, 1].copy(), ask=vals[:, 2].copy(), iv=vals[:, 3].copy(),
+        volume=vals[:, 4].copy(), delta=vals[:, 5].copy(), gamma=vals[:, 6].copy(), last=vals[:, 7].copy(),
     )
     return chain, rejected
 
@@ -218,19 +225,23 @@ def analyze_chain_json(
     file_dividend_yield = _optional_number(obj, "dividend_yield")
 
     raw, malformed = chain_from_rows(symbol.strip(), spot, asof, rows)
-    chain, counts = clean_chain(raw, asof)
-    chain.rate = file_rate                      # a stated value overrides the defaults
-    chain.dividend_yield = file_dividend_yield
-    res = compute_exposure(chain, rate, dividend_yield, grid_levels=grid_levels, width=flip_range_pct / 100.0,
-                           min_minutes=min_minutes_to_expiry)
+    raw.rate = file_rate                      # a stated value overrides the defaults
+    raw.dividend_yield = file_dividend_yield
+    cfg = AnalysisSettings(rate=rate, dividend_yield=dividend_yield, grid_levels=grid_levels,
+                           flip_range_pct=flip_range_pct, min_minutes_to_expiry=min_minutes_to_expiry)
+    return summarize(analyze_chain(raw, asof, cfg), malformed)
 
+
+def summarize(an: ChainAnalysis, malformed: int = 0) -> dict[str, Any]:
+    """The output object (module docstring) of one :class:`ChainAnalysis`."""
+    res = an.exposure
     by_strike: dict[str, float] = {}
     for k, v in zip(res.strikes.tolist(), res.gex_by_strike.tolist(), strict=True):
         key = _strike_key(k)
         by_strike[key] = by_strike.get(key, 0.0) + float(v)
     return {
-        "symbol": chain.symbol,
-        "spot": spot,
+        "symbol": an.chain.symbol,
+        "spot": float(an.chain.spot),
         "gex_total": res.gex_total,
         "dex_total": res.dex_total,
         "gex_by_strike": by_strike,
@@ -238,9 +249,30 @@ def analyze_chain_json(
         "put_wall": res.put_wall,
         "zero_gamma": res.zero_gamma,
         "max_pain": {d.isoformat(): float(k) for d, k in res.max_pain.items()},
-        "contracts_used": len(chain),
-        "contracts_rejected": malformed + counts.total,
+        "contracts_used": an.rows_used,
+        "contracts_rejected": malformed + an.rows_rejected,
+        "rate": res.rate,
+        "dividend_yield": res.dividend_yield,
+        "validation": an.summary(),
     }
+
+
+def analyze_cboe_text(
+    text: str, rate: float = DEFAULT_RATE, dividend_yield: float = DEFAULT_DIVIDEND_YIELD, grid_levels: int = 200,
+    *, flip_range_pct: float = 20.0, min_minutes_to_expiry: float = 5.0,
+) -> dict[str, Any]:
+    """The same summary for a Cboe delayed-quote export (:mod:`core.analytics.cboe`), valued at its quote time.
+
+    Raises:
+        ChainFileError: the text is not such an export (one-line message).
+    """
+    try:
+        chain, skipped = parse_cboe_csv(text)
+    except CboeFormatError as exc:
+        raise ChainFileError(f"not a Cboe quotedata export: {exc}") from None
+    cfg = AnalysisSettings(rate=rate, dividend_yield=dividend_yield, grid_levels=grid_levels,
+                           flip_range_pct=flip_range_pct, min_minutes_to_expiry=min_minutes_to_expiry)
+    return summarize(analyze_chain(chain, chain.asof, cfg), skipped)
 
 
 def analyze_chain_file(path: str | Path, **kwargs: Any) -> dict[str, Any]:

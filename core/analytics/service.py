@@ -5,8 +5,11 @@ imbalance). Flow updates rolling windows and VPIN; each chain refresh produces
 one :class:`AnalyticsEvent` (stream ``analytics``; latest also in the
 ``analytics`` snapshot key) with GEX/DEX, walls, flip, max pain, book imbalance,
 liquidity grade and the strategy features listed in :mod:`core.analytics.features`.
-Bad chain rows are dropped and counted (``contracts_rejected``); a chain with no
-usable rows yields no snapshot, counted as a rejection. The quote and reference snapshots
+Rows are validated per use (:mod:`core.analytics.chain_analysis`, shared with the ``analytics``
+CLI): a row counts for max pain, GEX, DEX and the flip as far as it has what each needs (IV
+solved where the vendor gave none); ``contracts_rejected`` counts the rows no use could take,
+``rejected_by_use`` every rejection by use and reason (also counted in the rejection metric as
+``chain_<use>_<reason>``). A chain with no usable row yields no snapshot, counted as a rejection. The quote and reference snapshots
 it reads are validated (``core.market.snapshots``): a bad one is ignored, counted, logged.
 """
 
@@ -19,10 +22,9 @@ from datetime import date
 import numpy as np
 
 from core.analytics.book import imbalance_l1, imbalance_l5
-from core.analytics.exposure import compute_exposure
+from core.analytics.chain_analysis import AnalysisSettings, ChainAnalysis, analyze_chain
 from core.analytics.features import FlowWindow, chain_features
 from core.analytics.liquidity import liquidity_grades
-from core.analytics.validate import clean_chain
 from core.analytics.vpin import Vpin
 from core.bus.bus import Tx
 from core.bus.events import AnalyticsEvent, ChainEvent, Event, FlowEvent, ImbalanceEvent
@@ -91,16 +93,14 @@ class AnalyticsService(Service):
             self.log.warning("chain snapshot for %s malformed: %s", ev.symbol, exc)
             return
         now = self.clock.now()
-        clean, rejected = clean_chain(chain, now)
-        if rejected.total:
-            metrics.REJECTED.labels(self.name, "chain_rows").inc(rejected.total)
-        if len(clean) == 0 or not np.isfinite(clean.spot) or clean.spot <= 0:
+        an = analyze_chain(chain, now, AnalysisSettings.from_settings(self.settings))
+        for use, reasons in an.uses.rejected.items():
+            for reason, n in reasons.items():
+                metrics.REJECTED.labels(self.name, f"chain_{use}_{reason}").inc(n)
+        if an.rows_used == 0 or not np.isfinite(chain.spot) or chain.spot <= 0:
             metrics.REJECTED.labels(self.name, "chain_unusable").inc()
             return
-        a = self.settings.analytics
-        expo = compute_exposure(clean, self.settings.market.rate, self.settings.market.dividend_yield,
-                                a.flip_grid_levels, width=a.flip_range_pct / 100.0,
-                                min_minutes=a.min_minutes_to_expiry)
+        clean, clean_expo = an.clean, an.clean_exposure   # features and liquidity: the all-checks rows
         st = self._sym(ev.symbol)
         q = read_snapshot(await self.redis.get(self.keys.snapshot("quote", ev.symbol)), QuoteSnapshot, self.name,
                           ev.symbol)
@@ -111,8 +111,8 @@ class AnalyticsService(Service):
         ref = read_snapshot(await self.redis.get(self.keys.snapshot("reference", ev.symbol)), ReferenceSnapshot,
                             self.name, ev.symbol) or {}
         today: date = now.astimezone(NY).date()
-        feats = chain_features(clean, expo, now, ref, today)
-        feats.update(st.flow.features(ev.ts, clean, expo))
+        feats = chain_features(clean, clean_expo, now, ref, today)
+        feats.update(st.flow.features(ev.ts, clean, clean_expo))
         feats.update(_price_changes(st.prices, ev.ts, clean.spot))
         if obi5 is not None:
             feats["depth_imbalance_5"] = round(obi5, 4)
@@ -122,21 +122,30 @@ class AnalyticsService(Service):
             feats["imbalance_shares"] = float(imb.shares)
             feats["imbalance_confidence"] = float(imb.confidence)
         grade = _front_liquidity(clean)
+        expo = an.exposure
         nearest_expiry = min(expo.max_pain) if expo.max_pain else None
         snapshot_id = self.bus.new_id()
         out = tx.emit(
             AnalyticsEvent, correlation_id=f"an:{ev.symbol}", snapshot_id=snapshot_id, symbol=ev.symbol,
-            spot=round(clean.spot, 4), asof=ev.asof, gex_total=_r(expo.gex_total), dex_total=_r(expo.dex_total),
+            spot=round(chain.spot, 4), asof=ev.asof, gex_total=_r(expo.gex_total), dex_total=_r(expo.dex_total),
             call_wall=expo.call_wall, put_wall=expo.put_wall, max_gamma_strike=expo.max_gamma_strike,
             zero_gamma=None if expo.zero_gamma is None else round(expo.zero_gamma, 4),
             max_pain=expo.max_pain.get(nearest_expiry) if nearest_expiry else None,
             obi_l1=_r(obi1, 4), obi_l5=_r(obi5, 4), vpin=_r(st.vpin.value if st.vpin else None, 4),
-            liquidity_grade=grade, contracts_used=len(clean), contracts_rejected=rejected.total,
+            liquidity_grade=grade, contracts_used=an.rows_used, contracts_rejected=an.rows_rejected,
+            rate=expo.rate, dividend_yield=expo.dividend_yield, rows_by_use=an.uses.used(),
+            rejected_by_use=an.uses.rejected, iv_sources=_iv_sources(an),
             gex_by_strike={f"{k:g}": round(v, 2) for k, v in expo.gex_by_strike_dict().items()},
             features={k: round(float(v), 6) for k, v in sorted(feats.items()) if v is not None and np.isfinite(v)},
         )
         tx.pipe.set(self.keys.snapshot("analytics", ev.symbol), out.model_dump_json(),
                     ex=self.settings.market.snapshot_ttl_s)
+
+
+def _iv_sources(an: ChainAnalysis) -> dict[str, int]:
+    """Rows priced with the vendor's IV / one solved from mid / from last (rows counted by a use)."""
+    s = an.vol.summary(an.uses.any_use)
+    return {k: int(v) for k, v in s.items() if k != "unsolved"}
 
 
 def _r(x: float | None, nd: int = 2) -> float | None:

@@ -188,6 +188,13 @@ class AnalyticsEvent(Event):
     liquidity_grade: str | None = None
     contracts_used: Count = 0
     contracts_rejected: Count = 0
+    # per-use validation (core.analytics.chain_analysis): r and q used, rows per use, rejections
+    # by use and reason, and where the volatilities came from (vendor / solved_mid / solved_last)
+    rate: Finite | None = None
+    dividend_yield: Finite | None = None
+    rows_by_use: dict[str, int] = Field(default_factory=dict)
+    rejected_by_use: dict[str, dict[str, int]] = Field(default_factory=dict)
+    iv_sources: dict[str, int] = Field(default_factory=dict)
     gex_by_strike: dict[str, float] = Field(default_factory=dict)
     features: dict[str, float] = Field(default_factory=dict)
 

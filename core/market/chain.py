@@ -32,6 +32,8 @@ class OptionChain:
     rate: float | None = None           # overrides config when the source states it
     dividend_yield: float | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    last: np.ndarray | None = None      # float64 last trade price, NaN/absent when unknown (IV from it
+                                        # when the book is empty; CSV exports carry it)
 
     def __len__(self) -> int:
         return int(self.strike.shape[0])
@@ -50,6 +52,7 @@ class OptionChain:
             open_interest=self.open_interest[m], volume=self.volume[m],
             delta=self.delta[m], gamma=self.gamma[m],
             rate=self.rate, dividend_yield=self.dividend_yield, meta=dict(self.meta),
+            last=None if self.last is None else self.last[m],
         )
 
     def expiries(self) -> list[date]:

@@ -23,7 +23,7 @@ from core.analytics.report import (
 
 OUTPUT_KEYS = {
     "symbol", "spot", "gex_total", "dex_total", "gex_by_strike", "call_wall", "put_wall", "zero_gamma",
-    "max_pain", "contracts_used", "contracts_rejected",
+    "max_pain", "contracts_used", "contracts_rejected", "rate", "dividend_yield", "validation",
 }
 
 GOOD_ROWS = [
@@ -36,9 +36,10 @@ GOOD_ROWS = [
     {"expiry": "2025-01-24", "strike": 590, "right": "P", "bid": 6.0, "ask": 6.3, "iv": 0.15,
      "open_interest": 800, "delta": -0.45, "gamma": 0.01},
 ]
+# rows no use can take (quotes, IV and greeks are per use: see tests/analytics/test_per_use.py)
 BAD_ROWS = [
-    {"expiry": "2025-01-17", "strike": 600, "right": "C", "bid": 1.0, "ask": 1.1, "open_interest": 5},  # no iv
-    {"expiry": "2025-01-17", "strike": 600, "right": "C", "bid": float("nan"), "ask": 1.1, "iv": 0.2,
+    {"expiry": "2025-01-17", "strike": 600, "right": "C", "bid": 1.0, "ask": 1.1, "iv": 0.2},         # no OI
+    {"expiry": "2025-01-17", "strike": float("nan"), "right": "C", "bid": 1.0, "ask": 1.1, "iv": 0.2,
      "open_interest": 5},                                                                               # NaN
     {"expiry": "2025-01-17", "strike": 600, "right": "C", "bid": 1.0, "ask": 1.1, "iv": 0.2,
      "open_interest": -5},                                                                              # negative OI
@@ -47,7 +48,7 @@ BAD_ROWS = [
     {"expiry": "2025-01-09", "strike": 600, "right": "C", "bid": 1.0, "ask": 1.1, "iv": 0.2,
      "open_interest": 5},                                                                               # expired
     {"expiry": "2025-01-17", "strike": 600, "right": "P", "bid": 1.2, "ask": 1.1, "iv": 0.2,
-     "open_interest": 5},                                                                               # crossed
+     "open_interest": float("inf")},                                                                    # inf OI
     {"expiry": "2025-01-17", "strike": "600", "right": "P", "bid": 1.0, "ask": 1.1, "iv": 0.2,
      "open_interest": 5},                                                                               # str strike
     {"expiry": "01/17/2025", "strike": 600, "right": "P", "bid": 1.0, "ask": 1.1, "iv": 0.2,
@@ -120,12 +121,20 @@ def test_rate_and_dividend_defaults() -> None:
     absent = analyze_chain_json(copy.deepcopy(base))
     explicit = analyze_chain_json({**copy.deepcopy(base), "rate": 0.045, "dividend_yield": 0.0})
     null = analyze_chain_json({**copy.deepcopy(base), "rate": None, "dividend_yield": None})
-    assert absent == explicit == null
+
+    def numbers(out: dict) -> dict:  # everything but where r and q came from
+        return {k: v for k, v in out.items() if k != "validation"}
+
+    assert numbers(absent) == numbers(explicit) == numbers(null)
+    assert absent["validation"]["rate_source"] == null["validation"]["dividend_yield_source"] == "config"
+    assert explicit["validation"]["rate_source"] == explicit["validation"]["dividend_yield_source"] == "chain"
+    assert (absent["rate"], absent["dividend_yield"]) == (0.045, 0.0)  # echoed
     other = analyze_chain_json({**copy.deepcopy(base), "rate": 0.10, "dividend_yield": 0.02})
+    assert (other["rate"], other["dividend_yield"]) == (0.10, 0.02)
     assert other["dex_total"] != pytest.approx(absent["dex_total"], rel=1e-6)
-    assert analyze_chain_json(copy.deepcopy(base), rate=0.10, dividend_yield=0.02) == other
+    assert numbers(analyze_chain_json(copy.deepcopy(base), rate=0.10, dividend_yield=0.02)) == numbers(other)
     # a rate stated in the file wins over the argument
-    assert analyze_chain_json({**copy.deepcopy(base), "rate": 0.045}, rate=0.10) == absent
+    assert numbers(analyze_chain_json({**copy.deepcopy(base), "rate": 0.045}, rate=0.10)) == numbers(absent)
 
 
 def test_empty_contracts_and_all_rejected() -> None:
