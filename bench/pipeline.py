@@ -2,6 +2,8 @@
 
 Run from the repo root:
 ``.venv/bin/python bench/pipeline.py [--rate 1000] [--seconds 5] [--chain-every 50] [--producer process]``
+(``--flow-alerts N``: only the rolling-flow feature cost with N live alerts against 1,000, see
+``bench/_flow_cost.py``)
 
 What runs (Redis is the real server at ``--redis-url``, under a throwaway key prefix
 ``bench<pid>`` that is wiped at the end):
@@ -615,7 +617,16 @@ def main() -> None:
     ap.add_argument("--block-ms", type=int, default=100, help="LiveRunner XREADGROUP block (ms)")
     ap.add_argument("--baseline-n", type=int, default=2000)
     ap.add_argument("--redis-url", default="redis://127.0.0.1:6379/15")
+    ap.add_argument("--flow-alerts", type=int, metavar="N",
+                    help="only measure the rolling-flow feature cost with N live alerts (beside 1,000) and exit")
     args = ap.parse_args()
+    if args.flow_alerts is not None:
+        if not 1 <= args.flow_alerts <= 1_000_000:
+            raise SystemExit("--flow-alerts in [1, 1000000]")
+        from bench._flow_cost import run as flow_cost
+
+        flow_cost(args.flow_alerts)
+        return
     if not (0 < args.rate <= 20_000 and 0 < args.seconds <= 30 and 0 <= args.warmup <= 10
             and args.chain_every >= 1 and 100 <= args.baseline_n <= 20_000 and 1 <= args.block_ms <= 1000):
         raise SystemExit("--rate in (0, 20000], --seconds in (0, 30], --warmup in [0, 10], --chain-every >= 1, "

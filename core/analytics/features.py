@@ -114,21 +114,47 @@ class FlowWindow:
         self.recent = _Window(5 * 60_000, ("buy_volume", "sell_volume", "net_call_premium", "net_put_premium",
                                            "sweeps"))
         self.window = _Window(30 * 60_000, ("dark_buy_volume", "dark_sell_volume"))
-        self.alerts: deque[tuple[int, dict]] = deque()  # (ts, alert) of the last 30 minutes
+        # alerts of the last 30 minutes, kept as (ts, contract, signed premium); their sums per contract
+        # (signed premium, bullish and bearish counts) so a read costs the contracts alerted, not the alerts
+        self.alerts: deque[tuple[int, tuple[str, float, bool], float, bool]] = deque()
+        self.by_contract: dict[tuple[str, float, bool], list[float]] = {}
+        self.bull = self.bear = 0
         self.net_premium_day = 0.0
 
     def add(self, ev: FlowEvent) -> None:
         self.recent.add(ev)
         self.window.add(ev)
-        self.alerts.extend((ev.ts, a) for a in ev.alerts if a.get("side") != "mid")
+        for a in ev.alerts:
+            if a.get("side") != "mid":
+                self._add_alert(ev.ts, a)
         self.net_premium_day += ev.net_call_premium - ev.net_put_premium
         self._evict(ev.ts)
 
     def _evict(self, now_ms: int) -> None:
         self.recent.evict(now_ms)
         self.window.evict(now_ms)
-        while self.alerts and self.alerts[0][0] <= now_ms - self.window.span_ms:
-            self.alerts.popleft()
+        cutoff = now_ms - self.window.span_ms
+        while self.alerts and self.alerts[0][0] <= cutoff:
+            _ts, key, signed, bullish = self.alerts.popleft()
+            acc = self.by_contract[key]
+            acc[1] -= 1
+            if acc[1] == 0:  # the contract's last alert left: drop it, no drift carried over
+                del self.by_contract[key]
+            else:
+                acc[0] -= signed
+            self.bull -= bullish
+            self.bear -= not bullish
+
+    def _add_alert(self, ts: int, a: dict) -> None:
+        bullish = bool(a.get("bullish"))
+        key = (str(a.get("expiry")), float(a.get("strike", 0)), a.get("right") == "C")
+        signed = (1.0 if bullish else -1.0) * float(a.get("premium", 0.0))
+        self.alerts.append((ts, key, signed, bullish))
+        acc = self.by_contract.setdefault(key, [0.0, 0])
+        acc[0] += signed
+        acc[1] += 1
+        self.bull += bullish
+        self.bear += not bullish
 
     def features(self, now_ms: int, chain: OptionChain, expo: ExposureResult) -> dict[str, float]:
         self._evict(now_ms)
@@ -140,19 +166,14 @@ class FlowWindow:
         out["sweeps_5m"] = r["sweeps"]
         if w["dark_buy_volume"] + w["dark_sell_volume"] > 0:
             out["dark_pool_buy_ratio_30m"] = w["dark_buy_volume"] / (w["dark_buy_volume"] + w["dark_sell_volume"])
-        bull = bear = 0
         greek = 0.0
-        if self.alerts:
+        if self.by_contract:
             index = _row_index(chain)
-            for _ts, a in self.alerts:
-                bullish = bool(a.get("bullish"))
-                bull += bullish
-                bear += not bullish
-                i = index.get((str(a.get("expiry")), float(a.get("strike", 0)), a.get("right") == "C"))
-                d = abs(float(expo.delta[i])) if i is not None else 0.5
-                greek += (1.0 if bullish else -1.0) * float(a.get("premium", 0.0)) * d
-        out["alerts_bullish_30m"] = float(bull)
-        out["alerts_bearish_30m"] = float(bear)
+            for key, (signed, _n) in self.by_contract.items():
+                i = index.get(key)
+                greek += signed * (abs(float(expo.delta[i])) if i is not None else 0.5)
+        out["alerts_bullish_30m"] = float(self.bull)
+        out["alerts_bearish_30m"] = float(self.bear)
         out["greek_flow_30m"] = greek
         return out
 

@@ -55,3 +55,41 @@ def test_running_sums_match_a_recount(seed):
             live = [a for e in window for a in e.alerts if a["side"] != "mid"]
             assert got["alerts_bullish_30m"] == sum(a["bullish"] for a in live)
             assert got["alerts_bearish_30m"] == sum(not a["bullish"] for a in live)
+
+
+class _Chain:
+    """Three contracts with known deltas; alerts on other strikes take the 0.5 default."""
+    expiry = np.array(["2026-11-20"] * 3, dtype="datetime64[D]")
+    strike = np.array([585.0, 590.0, 595.0])
+    is_call = np.array([True, False, True])
+
+
+class _Expo:
+    delta = np.array([0.61, -0.48, 0.22])
+
+
+@pytest.mark.parametrize("seed", [4, 5])
+def test_greek_flow_per_contract_sums_match_a_recount(seed):
+    """greek_flow_30m is kept per contract (O(contracts alerted) to read, whatever the alert count) and
+    equals sign x premium x |delta| summed over every live alert, delta from the current chain."""
+    rng = random.Random(seed)
+    deltas = {("2026-11-20", 585.0, True): 0.61, ("2026-11-20", 590.0, False): 0.48, ("2026-11-20", 595.0, True): 0.22}
+    w = FlowWindow()
+    live: list[tuple[int, dict]] = []
+    ts = 0
+    for i in range(3000):
+        ts += rng.randint(1, 9) * 1000
+        alerts = [{"expiry": "2026-11-20", "strike": rng.choice([585.0, 590.0, 595.0, 600.0]),
+                   "right": rng.choice("CP"), "side": rng.choice(["ask", "bid", "mid"]),
+                   "premium": rng.uniform(1e3, 1e6), "bullish": rng.random() < 0.5} for _ in range(rng.randint(0, 3))]
+        ev = _event(i, ts, rng).model_copy(update={"alerts": alerts})
+        w.add(ev)
+        live.extend((ts, a) for a in alerts if a["side"] != "mid")
+        if i % 89 == 0:
+            got = w.features(ts, _Chain(), _Expo())
+            window = [a for t, a in live if t > ts - 1_800_000]
+            want = sum((1.0 if a["bullish"] else -1.0) * a["premium"]
+                       * deltas.get((a["expiry"], a["strike"], a["right"] == "C"), 0.5) for a in window)
+            assert got["greek_flow_30m"] == pytest.approx(want, rel=1e-9, abs=1e-3)
+            assert got["alerts_bullish_30m"] == sum(a["bullish"] for a in window)
+    assert len(w.by_contract) <= 8  # bounded by the contracts alerted, not by the 30 minutes of alerts
