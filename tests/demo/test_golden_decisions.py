@@ -4,8 +4,12 @@ with hashes taken from the journal before any change that was not meant to alter
 
 Message wording, reports and delivery timing may change freely; these events may not. Their free
 text (``WORDING``: the overseer's summary and explanation, the rules' concern sentences) is left out
-of the hash, so a formatter change cannot pass for a decision change; every number, code, size,
-price and id stays in. When an issue
+of the hash, so a formatter change cannot pass for a decision change; every number, code, size and
+price stays in. Ids are relabelled by first appearance (``id#0``, ``id#1``, ... over the decision
+events in journal order): the demo draws every event id from one seeded generator, so posting one
+message fewer shifts the ids of everything after it without changing any decision; relabelling
+keeps what ids mean here (which fill belongs to which order, signal and position) and drops their
+spelling. When an issue
 asks for different decisions, regenerate the file and say so in the change:
 
     .venv/bin/python -m tests.demo.test_golden_decisions --write
@@ -17,6 +21,7 @@ import contextlib
 import hashlib
 import io
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -30,23 +35,27 @@ DECISIONS = ("signal.new", "review.verdict", "approval.decision", "order.request
              "order.fill", "position.update")
 
 WORDING = frozenset({"summary", "concerns", "explanation"})
+ULID = re.compile(r"[0-9A-HJKMNP-TV-Z]{26}")
 
 
-def _strip(value: object) -> object:
+def _strip(value: object, ids: dict[str, str]) -> object:
     if isinstance(value, dict):
-        return {k: _strip(v) for k, v in value.items() if k not in WORDING}
+        return {k: _strip(v, ids) for k, v in value.items() if k not in WORDING}
     if isinstance(value, list):
-        return [_strip(v) for v in value]
+        return [_strip(v, ids) for v in value]
+    if isinstance(value, str):
+        return ULID.sub(lambda m: ids.setdefault(m.group(0), f"id#{len(ids)}"), value)
     return value
 
 
 def decision_lines(journal: Path) -> dict[str, list[str]]:
     by_type: dict[str, list[str]] = {t: [] for t in DECISIONS}
+    ids: dict[str, str] = {}
     with journal.open(encoding="utf-8") as fh:
         for line in fh:
             event = json.loads(line)
             if event["type"] in by_type:
-                by_type[event["type"]].append(json.dumps(_strip(event), sort_keys=True, ensure_ascii=False))
+                by_type[event["type"]].append(json.dumps(_strip(event, ids), sort_keys=True, ensure_ascii=False))
     return by_type
 
 
