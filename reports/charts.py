@@ -15,8 +15,10 @@ hand out: the Discord post attaches the HTML file alone, a subscriber saves or f
 it offline or behind a firewall that blocks cdn.plot.ly, and the charts must still draw. A shared
 local asset breaks all of these (the attachment would arrive without its script), and a CDN tag
 gives blank charts offline and a third-party request per view. The price is size: a charted page
-is ~4.9 MB instead of ~0.1 MB, which is under Discord's 10 MB attachment limit with room to spare
-(measured sizes in the README, reports paragraph); the free page has no chart and no plotly.js.
+is 4.8-5.0 MB instead of 13-160 KB (the demo day's pages), under Discord's 10 MB attachment limit
+with room to spare (README, "Report pages are self-contained"); free pages have no chart and no
+plotly.js, and the page's Content-Security-Policy (:func:`content_security_policy`) lets the
+browser load nothing from outside the file.
 ``reports.plotlyjs: cdn`` remains for an operator who serves the pages from a web server and
 prefers small files, and is never the default. Pages reference nothing outside the file (no
 script, style, font, image or link URL); ``tests/browser/`` checks this for every kind and tier
