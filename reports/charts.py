@@ -8,6 +8,22 @@ Nothing here reads a clock or a random source, and no plotly template is applied
 is spelled out in the layout), so the same data always gives byte-identical HTML. Plain dicts
 are also ~50x faster than building ``graph_objects`` (which validate every property).
 
+**Self-contained pages (decision).** A report page with charts carries plotly.js INLINE (the
+library bundled with the installed ``plotly`` package, :func:`plotly_js`; plotly.js 3.x, ~4.8 MB),
+not a CDN tag and not one shared ``plotly.min.js`` beside the reports. The page is the unit we
+hand out: the Discord post attaches the HTML file alone, a subscriber saves or forwards it, opens
+it offline or behind a firewall that blocks cdn.plot.ly, and the charts must still draw. A shared
+local asset breaks all of these (the attachment would arrive without its script), and a CDN tag
+gives blank charts offline and a third-party request per view. The price is size: a charted page
+is 4.8-5.0 MB instead of 13-160 KB (the demo day's pages), under Discord's 10 MB attachment limit
+with room to spare (README, "Report pages are self-contained"); free pages have no chart and no
+plotly.js, and the page's Content-Security-Policy (:func:`content_security_policy`) lets the
+browser load nothing from outside the file.
+``reports.plotlyjs: cdn`` remains for an operator who serves the pages from a web server and
+prefers small files, and is never the default. Pages reference nothing outside the file (no
+script, style, font, image or link URL); ``tests/browser/`` checks this for every kind and tier
+and opens the pages in headless Chromium.
+
 Tier rules live in the callers (:mod:`reports.render`): only premium pages get the GEX, P&L
 and strategy charts; basic pages get the price paths with entries/exits marked, whose hover
 text then carries the contract and fill price but no size (``show_size=False``).
@@ -45,19 +61,38 @@ def to_fragment(fig: Fig, ident: str) -> str:
                        default_width="100%", default_height=f"{HEIGHT}px", validate=False)
 
 
+PlotlyJs = Literal["inline", "cdn"]
+
+
+def plotly_js() -> str:
+    """The plotly.js library shipped with the installed ``plotly`` package (what ``inline`` embeds)."""
+    return get_plotlyjs()
+
+
 @lru_cache(maxsize=1)
 def _cdn_tag() -> str:
-    js = get_plotlyjs()
+    js = plotly_js()
     sri = "sha256-" + base64.b64encode(hashlib.sha256(js.encode("utf-8")).digest()).decode("ascii")
     return (f'<script charset="utf-8" src="https://cdn.plot.ly/plotly-{get_plotlyjs_version()}.min.js" '
             f'integrity="{sri}" crossorigin="anonymous"></script>')
 
 
-def plotly_script(mode: Literal["cdn", "inline"]) -> str:
-    """The one ``<script>`` that loads plotly.js on a page: a CDN tag, or the library inlined."""
+def plotly_script(mode: PlotlyJs = "inline") -> str:
+    """The one ``<script>`` that loads plotly.js on a page: the library inlined (default), or a CDN tag."""
     if mode == "inline":
-        return f'<script type="text/javascript">{get_plotlyjs()}</script>'
-    return _cdn_tag()
+        return f'<script type="text/javascript">{plotly_js()}</script>'
+    if mode == "cdn":
+        return _cdn_tag()
+    raise ValueError(f"plotly.js mode must be inline or cdn, not {mode!r}")
+
+
+def content_security_policy(plotly_cdn: bool = False) -> str:
+    """The page's CSP: nothing may load from outside the file (inline scripts and styles, ``data:`` and
+    ``blob:`` images for plotly's PNG download, ``data:`` fonts); a page that loads plotly.js from the
+    CDN (the opt-in ``cdn`` mode) may also load from that one origin."""
+    scripts = "'unsafe-inline'" + (" https://cdn.plot.ly" if plotly_cdn else "")
+    return (f"default-src 'none'; script-src {scripts}; style-src 'unsafe-inline'; img-src data: blob:; "
+            "font-src data:; base-uri 'none'; form-action 'none'")
 
 
 def _axis(**kw: Any) -> dict[str, Any]:

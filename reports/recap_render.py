@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+from reports.charts import content_security_policy
 from reports.recap import RecapData, ScoreRow, TradeRow
 from reports.recap_chart import week_bars
 from reports.render import TIERS, Tier, env, fmt_pct
@@ -94,7 +95,8 @@ def recap_chart(d: RecapData, tier: Tier) -> str:
 
 def render_recap_page(d: RecapData, tier: Tier) -> str:
     name = "recap_free.html.j2" if tier == "free" else "recap.html.j2"
-    return env().get_template(name).render(v=recap_view(d, tier), chart=recap_chart(d, tier), plotly_script="")
+    return env().get_template(name).render(v=recap_view(d, tier), chart=recap_chart(d, tier), plotly_script="",
+                                           csp=content_security_policy())  # an SVG chart: no plotly.js
 
 
 def render_recap_all(d: RecapData) -> dict[Tier, str]:

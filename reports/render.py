@@ -222,17 +222,18 @@ def tier_charts(d: ReportData, tier: Tier) -> dict[str, Any]:
 
 
 def render_page(d: ReportData, tier: Tier, commentary: dict[str, str] | None = None,
-                plotlyjs: Literal["cdn", "inline"] = "cdn") -> str:
+                plotlyjs: charts.PlotlyJs = "inline") -> str:
     view = build_view(d, tier, commentary)
     figs = tier_charts(d, tier)
     has_figs = bool(figs["price"] or figs["gex"] or figs["pnl"] or figs["strategy"])
     script = Markup(charts.plotly_script(plotlyjs)) if has_figs else Markup("")
     name = "free.html.j2" if tier == "free" else f"{d.kind}.html.j2"
-    return env().get_template(name).render(v=view, charts=figs, plotly_script=script)
+    return env().get_template(name).render(v=view, charts=figs, plotly_script=script,
+                                           csp=charts.content_security_policy(has_figs and plotlyjs == "cdn"))
 
 
 def render_all(d: ReportData, commentary: dict[str, str] | None = None,
-               plotlyjs: Literal["cdn", "inline"] = "cdn") -> dict[Tier, str]:
+               plotlyjs: charts.PlotlyJs = "inline") -> dict[Tier, str]:
     return {tier: render_page(d, tier, commentary, plotlyjs) for tier in TIERS}
 
 

@@ -253,7 +253,7 @@ class ReportSettings(_Strict):
     out_dir: str = "var/reports"
     require_approval: bool = True
     # --- added by reports (documented in config/default.yaml, reports section)
-    plotlyjs: Literal["cdn", "inline"] = "cdn"  # plotly.js once per page: CDN script tag, or inlined (~4 MB)
+    plotlyjs: Literal["inline", "cdn"] = "inline"  # plotly.js once per page: inlined (~4.8 MB, offline), or a CDN tag
     early_close_delay_min: int = Field(default=10, ge=0, le=180)  # early-close day: close report this long after
     catch_up_min: int = Field(default=30, ge=0, le=720)  # a scheduled report missed (restart) by <= this still builds
     index_symbols: list[str] = Field(default_factory=lambda: ["SPX", "SPY", "QQQ", "IWM"])  # GEX charts / levels

@@ -128,19 +128,19 @@ async def test_report_data_comes_from_the_streams(bus, make_service):
 
 
 async def test_plotly_once_per_page_with_fixed_ids(day, make_service):
-    built = await build_scheduled_day(day, make_service())
+    built = await build_scheduled_day(day, make_service(plotlyjs="cdn"))  # the opt-in CDN tag: easy to count
     close = {t: Path(built["close"].paths[t]).read_text() for t in TIERS}
     prem = close["premium"]
-    assert prem.count("cdn.plot.ly") == 1 and prem.count("<script charset=\"utf-8\" src=") == 1
+    assert prem.count('src="https://cdn.plot.ly') == 1 and prem.count("<script charset=\"utf-8\" src=") == 1
     for ident in ("gex-SPY", "gex-QQQ", "gex-IWM", "price-SPY", "pnl-cumulative", "pnl-strategy"):
         assert f'id="{ident}"' in prem
-    assert close["basic"].count("cdn.plot.ly") == 1 and 'id="price-SPY"' in close["basic"]
+    assert close["basic"].count('src="https://cdn.plot.ly') == 1 and 'id="price-SPY"' in close["basic"]
     assert 'id="gex-SPY"' not in close["basic"] and 'id="pnl-cumulative"' not in close["basic"]
     assert "cdn.plot.ly" not in close["free"] and "Plotly" not in close["free"]
 
 
 async def test_inline_plotlyjs_makes_a_self_contained_page(day, make_service, bus, tmp_path):
-    svc = make_service(plotlyjs="inline")
+    svc = make_service()  # inline is the default
     await day.run_until(time(16, 10))
     tx = bus.tx()
     await svc.build("close", bus.clock.now(), tx, by="test")
