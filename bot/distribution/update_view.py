@@ -60,23 +60,25 @@ def reason_words(reason: str, clean: Any) -> str:
     return clean(r, 200) or "—"
 
 
-def stop_vs_entry(stop: float | None, entry: float) -> str:
-    """none | above | breakeven | below (breakeven: within half a cent of the entry price)."""
+def stop_vs_entry(stop: float | None, entry: float, reason: str = "") -> str:
+    """none | above | breakeven | below (breakeven: within half a cent of the entry price, or the
+    exit plan's breakeven lock, which sits a tick or two above it to cover commissions)."""
     if stop is None or not _finite(stop):
         return "none"
-    if abs(stop - entry) < 0.005:
+    if abs(stop - entry) < 0.005 or (reason == "breakeven_lock" and stop >= entry):
         return "breakeven"
     return "above" if stop > entry else "below"
 
 
 BASIC_STOP_MOVED = {
-    "above": "Stop raised above the entry price: a profit is locked in if it is hit. The trade stays open.",
+    "above": "Stop raised above the entry price: if it is hit, the trade closes at a gain (before fees). "
+             "It stays open.",
     "breakeven": "Stop raised to breakeven: the trade no longer risks a loss (before fees). It stays open.",
     "below": "Stop tightened: less is at risk, the trade stays open.",
     "none": "The stop was updated; the trade stays open.",
 }
 BASIC_STOP_STATE = {
-    "above": "above entry (profit locked)",
+    "above": "above entry (a gain locked in)",
     "breakeven": "at breakeven",
     "below": "below entry",
     "none": "not set",
@@ -85,7 +87,7 @@ BASIC_STOP_STATE = {
 
 def basic_update_fields(ev: PositionEvent) -> dict[str, Any]:
     """Qualitative stop wording for basic: derived from stop vs entry, no stop price."""
-    where = stop_vs_entry(ev.stop, ev.entry_price)
+    where = stop_vs_entry(ev.stop, ev.entry_price, ev.reason)
     return {"stop_news": BASIC_STOP_MOVED[where], "stop_state": BASIC_STOP_STATE[where]}
 
 

@@ -77,6 +77,8 @@ async def test_breakeven_posts_even_inside_the_interval(bus, make_service, tmp_p
     basic = [p["text"] for p in _lines(tmp_path, "stop_moved", "basic")]
     assert len(basic) == 2 and "Stop raised to breakeven" in basic[1]
     assert "Stop tightened" in basic[0]
+    lock = position(bus, "stop_moved", stop=2.17, entry_price=ENTRY, reason="breakeven_lock")
+    assert "Stop raised to breakeven" in Renderer().position(lock, "discord", "basic", "0" * 24).text
     prem = [p["text"] for p in _lines(tmp_path, "stop_moved", "premium")]
     assert "New stop: $2.15" in prem[1] and "If the stop is hit: breakeven" in prem[1]
 
@@ -91,8 +93,8 @@ async def test_scale_out_and_close_carry_the_current_stop(bus, make_service, tmp
     assert "Reason: target t1 reached, +50%" in partial["text"]
     (closed,) = _lines(tmp_path, "closed", "premium")
     assert "Stop at exit: $2.57" in closed["text"] and "Reason: the trailing stop was hit" in closed["text"]
-    assert "Stop: above entry (profit locked)" in _lines(tmp_path, "partial_exit", "basic")[0]["text"]
-    assert "Stop at exit: above entry (profit locked)" in _lines(tmp_path, "closed", "basic")[0]["text"]
+    assert "Stop: above entry (a gain locked in)" in _lines(tmp_path, "partial_exit", "basic")[0]["text"]
+    assert "Stop at exit: above entry (a gain locked in)" in _lines(tmp_path, "closed", "basic")[0]["text"]
     # the per-trade state is gone at the close
     assert not await bus.redis.exists(h.svc.stops.key("pos-1"))
 
