@@ -10,7 +10,8 @@ What each tier gets (PositionEvent):
 - premium: contract, fill price, size, stop, targets, triggers, the overseer's
   explanation, account risk %, confidence, analytics numbers, realized P&L,
   strategy, raw exit reason, result %.
-- basic: contract and fill price, horizon, stop / targets only as "set", exit
+- basic: contract and fill price, horizon, stop / targets only as "set" (updates:
+  a sentence from stop vs entry - above / at breakeven / below - never its price), exit
   reason as a category word (stop, target, ...), result %; no size, no analytics,
   no explanation, no account risk.
 - free (Discord free, X, Reddit): underlying and direction only (``calls``/``puts``,
@@ -38,6 +39,7 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
+from bot.distribution.update_view import StopContext, basic_update_fields, premium_update_fields
 from bot.publishers.base import ref_tag
 from core.bus.events import NY, PositionEvent, ReportEvent
 
@@ -216,6 +218,7 @@ def basic_view(ev: PositionEvent, entry_qty: int | None) -> dict[str, Any]:
         "targets_set": bool(ev.targets),
         "exit_reason": reason_category(ev.reason),
         "still_open": ev.qty_open > 0,
+        **basic_update_fields(ev),
     }
     if ev.kind == "closed":
         pct = result_pct(ev, entry_qty)
@@ -224,7 +227,8 @@ def basic_view(ev: PositionEvent, entry_qty: int | None) -> dict[str, Any]:
     return view
 
 
-def premium_view(ev: PositionEvent, entry_qty: int | None) -> dict[str, Any]:
+def premium_view(ev: PositionEvent, entry_qty: int | None, stop_ctx: StopContext | None = None) -> dict[str, Any]:
+    """Everything; updates also say what changed (update_view.premium_update_fields)."""
     bull = is_bullish(ev)
     pct = result_pct(ev, entry_qty)
     analytics = []
@@ -261,6 +265,7 @@ def premium_view(ev: PositionEvent, entry_qty: int | None) -> dict[str, Any]:
         "exit_move_pct": (signed_pct((ev.price - ev.entry_price) / ev.entry_price * 100.0)
                           if ev.price is not None else "n/a"),
         "outcome": outcome_word(ev, pct),
+        **premium_update_fields(ev, stop_ctx, money, signed_money, clean),
     }
 
 
@@ -377,9 +382,9 @@ class Renderer:
                         thread_name=_cap(thread_name, 100) if thread_name else None)
 
     def position(self, ev: PositionEvent, channel: str, tier: str, idem: str,
-                 entry_qty: int | None = None) -> Rendered:
+                 entry_qty: int | None = None, stop_ctx: StopContext | None = None) -> Rendered:
         if tier == "premium":
-            view = premium_view(ev, entry_qty)
+            view = premium_view(ev, entry_qty, stop_ctx)
         elif tier == "basic":
             view = basic_view(ev, entry_qty)
         else:

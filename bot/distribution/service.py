@@ -4,7 +4,10 @@ Consumes ``positions`` (PositionEvent: entry, stop_moved, partial_exit, closed -
 these only exist after a fill) and ``reports`` (ReportEvent, status "approved" only).
 
 Scheduling
-    Each event becomes one delivery per (channel, tier) of ``render.ROUTES``, due at
+    Trailing-stop moves are coalesced per trade first (``coalesce.py``: a minimum interval and
+    a minimum move; breakeven, scale-outs and the close always post); a held-back move gets no
+    delivery at all (the PositionEvent itself is unchanged). Every other event becomes one
+    delivery per (channel, tier) of ``render.ROUTES``, due at
     ``event.ts + tiers[tier].delay_s`` (premium 0, basic 60, free 300 s; X and Reddit
     use the free delay). ``handle`` renders the text at once (so the payload is fixed
     and hashable) and, atomically with the consumer's ack, writes the delivery record
@@ -69,6 +72,7 @@ from typing import Any
 
 from prometheus_client import Counter
 
+from bot.distribution.coalesce import StopPolicy, StopUpdates
 from bot.distribution.render import ROUTES, Rendered, Renderer, validate_position
 from bot.publishers.base import PostMeta, PostResult, PublishError, Sink, ThreadRef
 from bot.publishers.factory import build_sinks
@@ -192,6 +196,9 @@ class DistributorService(Service):
         self.k_threads = self.keys.hash("delivery_threads")
         self.k_trades = self.keys.hash("delivery_trades")
         self.k_dead = self.keys.key("dead_letter", "deliveries")
+        su = self.dist.stop_updates
+        self.stops = StopUpdates(self.redis, self.keys, StopPolicy(su.min_interval_s, su.min_move_pct),
+                                 self.dist.record_ttl_s, self.name)
 
     # ------------------------------------------------------------------ keys
     def delivery_key(self, idem: str) -> str:
@@ -245,6 +252,9 @@ class DistributorService(Service):
         if ev.strategy == ADOPTED:
             # reconciliation found it in the broker account: subscribers never got a signal for it
             return
+        stop_ctx = await self.stops.gate(ev, tx)  # coalesce.py: which stop moves are worth a post
+        if stop_ctx is None:
+            return
         if ev.kind == "entry":
             entry_qty: int | None = ev.qty
             tx.pipe.hsetnx(self.k_trades, ev.position_id, str(ev.qty))
@@ -258,7 +268,7 @@ class DistributorService(Service):
                                 chain_base=ev.correlation_id, kind=ev.kind, channel=channel, tier=tier,
                                 due_ms=ev.ts + self._delay_ms(tier),
                                 render=lambda idem, c=channel, t=tier: self.renderer.position(ev, c, t, idem,
-                                                                                              entry_qty))
+                                                                                              entry_qty, stop_ctx))
                  for channel, tier in ROUTES[ev.kind]]
         self._after_commit_send(tx, specs)
 

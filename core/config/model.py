@@ -208,6 +208,13 @@ class TierSettings(_Strict):
     delay_s: int = Field(ge=0)
 
 
+class StopUpdateSettings(_Strict):
+    """Which trailing-stop moves are posted (bot/distribution/coalesce.py); 0 and 0 = every move."""
+
+    min_interval_s: float = Field(default=300.0, ge=0)  # between posted stop moves of one trade
+    min_move_pct: float = Field(default=10.0, ge=0, le=100)  # % of entry price above the last posted stop
+
+
 class DistributionSettings(_Strict):
     tiers: dict[Literal["premium", "basic", "free"], TierSettings] = Field(default_factory=lambda: {
         "premium": TierSettings(delay_s=0), "basic": TierSettings(delay_s=60), "free": TierSettings(delay_s=300)})
@@ -236,6 +243,8 @@ class DistributionSettings(_Strict):
     record_ttl_s: int = Field(default=30 * 86400, ge=3600)
     # chains (trade x channel x tier) sent in parallel on the wall clock (a SimClock is always sequential)
     send_concurrency: int = Field(default=8, ge=1, le=64)
+    # coalescing of trailing-stop moves per trade (breakeven, scale-outs and the close always post)
+    stop_updates: StopUpdateSettings = Field(default_factory=StopUpdateSettings)
 
     @field_validator("tiers")
     @classmethod
