@@ -19,7 +19,7 @@ Models only import :mod:`reports.data` for type checking (``data`` imports this 
 from __future__ import annotations
 
 import math
-from datetime import datetime
+from datetime import date, datetime
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -30,13 +30,13 @@ from core.analytics.exposure import compute_exposure
 from core.analytics.validate import clean_chain
 from core.bus.events import AnalyticsEvent
 from core.bus.keys import Keys
-from core.clock.calendar import NY
+from core.clock.calendar import NY, NyseCalendar
 from core.config.model import Settings
 from core.market.chain_codec import decode_chain
 from core.runtime.metrics import REJECTED
 
 if TYPE_CHECKING:
-    from reports.data import Levels, SymbolMarket
+    from reports.data import Levels, OpenPositionRow, SymbolMarket
 
 WATCH_RANGE_PCT = 3.0        # levels this far from the latest price are "near"
 WATCH_MAX_SYMBOLS = 6
@@ -155,18 +155,22 @@ def watch_line(lv: Levels, market: SymbolMarket | None, flip_range_pct: float) -
     return WatchLine(symbol=lv.symbol, ref=round(ref, 4), ref_label=label, levels=levels, regime=regime)
 
 
-def premarket_info(levels: list[Levels], sources: dict[str, str], markets: list[SymbolMarket],
-                   focus: list[str], day: str, rth_open: str, flip_range_pct: float) -> PremarketInfo:
-    """``focus``: symbols first in "what to watch" (index symbols, then those held); the rest fill
-    it up to ``WATCH_MAX_SYMBOLS``."""
-    info = PremarketInfo(basis=[LevelBasis(symbol=lv.symbol, source=sources.get(lv.symbol, "analytics"),
-                                           text=basis_text(lv, sources.get(lv.symbol, "analytics"), day, rth_open))
+def premarket_info(cal: NyseCalendar, day: date, settings: Settings, levels: list[Levels], chained: set[str],
+                   markets: list[SymbolMarket], opens: list[OpenPositionRow]) -> PremarketInfo:
+    """The pre-market additions. "What to watch" takes the index symbols first, then the symbols
+    held, then the others, up to ``WATCH_MAX_SYMBOLS``. ``chained``: symbols whose levels were
+    computed from the chain."""
+    rth_open = f"{cal.session(day).open:%H:%M}" if cal.is_session(day) else "09:30"
+    focus = list(dict.fromkeys([*settings.reports.index_symbols, *(p.symbol for p in opens)]))
+    sources = {lv.symbol: CHAIN_SOURCE if lv.symbol in chained else "analytics" for lv in levels}
+    info = PremarketInfo(basis=[LevelBasis(symbol=lv.symbol, source=sources[lv.symbol],
+                                           text=basis_text(lv, sources[lv.symbol], day.isoformat(), rth_open))
                                 for lv in levels])
     by_market = {m.symbol: m for m in markets}
     by_level = {lv.symbol: lv for lv in levels}
     order = [s for s in focus if s in by_level] + [lv.symbol for lv in levels if lv.symbol not in focus]
     for sym in order[:WATCH_MAX_SYMBOLS]:
-        line = watch_line(by_level[sym], by_market.get(sym), flip_range_pct)
+        line = watch_line(by_level[sym], by_market.get(sym), settings.analytics.flip_range_pct)
         if line is not None:
             info.watch.append(line)
     return info

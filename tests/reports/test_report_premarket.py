@@ -13,7 +13,8 @@ from pathlib import Path
 from core.analytics.service import AnalyticsService
 from core.bus.events import ChainEvent, decode
 from core.market.service import MarketDataService
-from reports.data import gather
+from reports.data import Levels, SymbolMarket, gather
+from reports.premarket import watch_line
 from reports.render import render_all
 from tests.helpers import make_context
 from tests.reports._day import at
@@ -130,3 +131,15 @@ async def test_premarket_without_any_positioning_says_so(bus, make_service):
     page = _text(render_all(d, {}, "cdn")["premium"])
     assert "No dealer-positioning snapshot yet: nothing to watch." in page
     assert "Positions carried overnight No open positions." in page
+
+
+def test_watch_groups_levels_at_one_strike_nearest_first():
+    lv = Levels(symbol="SPY", asof_ms=0, asof="", spot=589.6, call_wall=590.0, put_wall=590.0, zero_gamma=None,
+                max_pain=590.0)
+    line = watch_line(lv, SymbolMarket(symbol="SPY", premarket_last=589.6), 20.0)
+    assert line is not None and line.ref_label == "pre-market" and line.regime == "no gamma flip within ±20%"
+    assert [(w.names, w.level, w.distance_pct) for w in line.levels] == [(["call wall", "put wall", "max pain"],
+                                                                          590.0, 0.07)]
+    far = Levels(symbol="QQQ", asof_ms=0, asof="", spot=500.0, call_wall=560.0, put_wall=440.0, zero_gamma=520.0)
+    line = watch_line(far, None, 20.0)
+    assert line is not None and line.levels == [] and line.regime == "below the flip" and line.ref_label == "spot"
