@@ -44,6 +44,7 @@ from reports.data import Levels, StrategyStats, SymbolMarket, Trade, ny_label
 
 Fig = dict[str, Any]
 HEIGHT = 360
+MIN_POINTS = 2      # a line of fewer points is not drawn (the page says "not enough data yet")
 CONFIG = {"displaylogo": False, "responsive": True}
 GREEN, RED, GREY, BLUE, ORANGE, PURPLE = "#1e9e5a", "#d0433a", "#7f8c8d", "#2c6fbb", "#e08a1e", "#8e44ad"
 GRID, INK = "#e6e9ee", "#2a3f5f"
@@ -222,12 +223,27 @@ def gex_fig(lv: Levels) -> Fig:
         showlegend=False)}
 
 
-def pnl_cumulative_fig(times: list[str], values: list[float]) -> Fig:
+def session_anchored(times: list[str], values: list[float], start: str) -> tuple[list[str], list[float]]:
+    """The series with its zero point moved to ``start`` (the session's open) when it lies before
+    it and nothing changed before ``start``; otherwise (P&L before the open) as it is, from its first
+    point at zero. Labels are NY ``YYYY-MM-DD HH:MM:SS`` (they sort as times)."""
+    if not start or len(times) < 2 or times[0] >= start or values[0] != 0.0 or times[1] < start:
+        return list(times), list(values)
+    return [start, *times[1:]], list(values)
+
+
+def pnl_cumulative_fig(times: list[str], values: list[float], start: str = "", end: str = "") -> Fig:
+    """Step line of the cumulative realized P&L; the x axis runs from the session's open (``start``)
+    to the report's time (``end``) when given."""
+    times, values = session_anchored(times, values, start)
     data = [{"type": "scatter", "mode": "lines+markers", "name": "realized P&L", "x": times, "y": values,
              "line": {"shape": "hv", "color": BLUE}, "hovertemplate": "%{x|%H:%M:%S} $%{y:,.2f}<extra></extra>"}]
     sh, _an = hline(0.0, "")
     sh["line"] = {"color": GREY, "width": 1}
-    return {"data": data, "layout": layout("Cumulative realized P&L", xaxis={"tickformat": "%H:%M"},
+    xaxis: dict[str, Any] = {"tickformat": "%H:%M"}
+    if times and start:
+        xaxis["range"] = [times[0], max(end, times[-1])]
+    return {"data": data, "layout": layout("Cumulative realized P&L", xaxis=xaxis,
                                            yaxis={"title": {"text": "$"}}, shapes=[sh], showlegend=False)}
 
 
@@ -250,8 +266,8 @@ def gex_figure(lv: Levels) -> str:
     return to_fragment(gex_fig(lv), div_id("gex", lv.symbol))
 
 
-def pnl_cumulative_figure(times: list[str], values: list[float]) -> str:
-    return to_fragment(pnl_cumulative_fig(times, values), div_id("pnl-cumulative"))
+def pnl_cumulative_figure(times: list[str], values: list[float], start: str = "", end: str = "") -> str:
+    return to_fragment(pnl_cumulative_fig(times, values, start, end), div_id("pnl-cumulative"))
 
 
 def pnl_strategy_figure(stats: list[StrategyStats]) -> str:

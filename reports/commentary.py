@@ -19,6 +19,7 @@ import math
 from typing import Any
 
 from reports.data import FlowSummary, Levels, ReportData, SymbolMarket
+from reports.words import plural
 
 log = logging.getLogger("quanticity.reports.commentary")
 
@@ -82,7 +83,7 @@ def trades_text(data: ReportData) -> str:
     t = data.totals
     if not data.trades:
         return ""
-    s = (f"{t.trades_opened} trade(s) opened and {t.trades_closed} closed ({t.wins} won, {t.losses} lost), "
+    s = (f"{plural(t.trades_opened, 'trade')} opened and {t.trades_closed} closed ({t.wins} won, {t.losses} lost), "
          f"realized {_money(t.realized_pnl)}.")
     if t.best is not None and t.worst is not None and t.trades_closed > 1:
         s += f" Best {_money(t.best)}, worst {_money(t.worst)}."
@@ -92,7 +93,7 @@ def trades_text(data: ReportData) -> str:
 def positions_text(data: ReportData) -> str:
     if not data.open_positions:
         return ""
-    return (f"{len(data.open_positions)} position(s) open with {_money(data.account.premium_open).lstrip('+')} "
+    return (f"{plural(len(data.open_positions), 'position')} open with {_money(data.account.premium_open).lstrip('+')} "
             f"of premium at work; unrealized {_money(data.account.unrealized)}.")
 
 
@@ -100,21 +101,21 @@ def flow_text(flow: list[FlowSummary]) -> str:
     if not flow:
         return ""
     return " ".join(f"{f.symbol} flow {f.bias}: net call premium {_big(f.net_call_premium)}, net put premium "
-                    f"{_big(f.net_put_premium)}, {f.sweeps} sweep(s)." for f in flow[:3])
+                    f"{_big(f.net_put_premium)}, {plural(f.sweeps, 'sweep')}." for f in flow[:3])
 
 
 def daily_text(data: ReportData) -> str:
     t = data.totals
     s = f"{data.primary_symbol or 'The market'} closed {data.direction}. " if data.direction != "unknown" else ""
     if t.trades_closed or t.trades_opened:
-        s += (f"{t.trades_closed} trade(s) closed ({t.wins} won, {t.losses} lost) for {_money(t.realized_pnl)} "
-              f"realized; {t.open_positions} position(s) carried.")
+        s += (f"{plural(t.trades_closed, 'trade')} closed ({t.wins} won, {t.losses} lost) for {_money(t.realized_pnl)} "
+              f"realized; {plural(t.open_positions, 'position')} carried.")
     else:
         s += "No trades today."
     if data.halted:
         s += " Trading is halted."
     elif t.alerts_raised:
-        s += f" {t.alerts_raised} alert(s) raised, {t.alerts_active} still active."
+        s += f" {plural(t.alerts_raised, 'alert')} raised, {t.alerts_active} still active."
     return s.strip()
 
 

@@ -7,11 +7,14 @@ period statistics only, from the trade ledger.
                  open / high / low / last;
 - ``analytics``  the latest snapshot per symbol at or before ``now`` (GEX by strike, walls,
                  zero gamma, max pain, VPIN, OBI); for a pre-market report that is the last
-                 snapshot of the previous session;
+                 snapshot of the previous session, or, for a symbol without any stored snapshot,
+                 levels computed from the stored option chain (:mod:`reports.premarket`, which also
+                 makes the page's "what to watch");
 - ``flow``       per-symbol totals (tape buy/sell, sweeps, blocks, dark pool, net premium),
                  intraday reports only (the only page that shows them);
 - ``signals`` / ``verdicts`` / ``approvals``   the day's ideas and what happened to them;
-- ``orders``     fills;
+- ``orders``     fills, and the entry order updates that tell which approved signals never filled
+                 (:mod:`reports.unfilled`);
 - ``positions``  trades opened/closed with realized P&L per trade and per strategy, win rate,
                  cumulative realized P&L through the day;
 - ``alerts``     raised / cleared;
@@ -55,6 +58,7 @@ from core.bus.events import (
     Event,
     FillEvent,
     FlowEvent,
+    OrderEvent,
     PositionEvent,
     QuoteEvent,
     SignalEvent,
@@ -69,6 +73,8 @@ from core.ledger import queries as lq
 from core.ledger.reader import LedgerReader
 from core.runtime.metrics import REJECTED
 from core.state.account import open_positions, read_account
+from reports.premarket import PremarketInfo, chain_positioning, premarket_info
+from reports.unfilled import UnfilledRow, build_unfilled
 
 log = logging.getLogger("quanticity.reports")
 
@@ -371,6 +377,8 @@ class ReportData(_M):
     halted: bool = False
     totals: Totals = Field(default_factory=Totals)
     periods: LedgerPeriods | None = None  # close report only
+    unfilled: list[UnfilledRow] = Field(default_factory=list)  # approved signals whose entry never filled
+    premarket: PremarketInfo | None = None  # pre-market report only (reports.premarket)
 
 
 # ------------------------------------------------------------------ stream reading
@@ -824,6 +832,26 @@ async def ledger_periods(ledger: LedgerReader, day: date) -> LedgerPeriods:
 
 
 # ------------------------------------------------------------------ gather
+async def report_levels(redis: aioredis.Redis, keys: Keys, settings: Settings, kind: Kind, now: datetime,
+                        symbols: list[str], oldest_ms: int) -> tuple[list[Levels], set[str]]:
+    """Levels from the newest analytics snapshot per symbol; on a pre-market report, a symbol
+    without one gets levels computed from the stored chain (returned: those symbols)."""
+    latest = await latest_analytics(redis, keys, _ms(now), symbols, oldest_ms)
+    chained: dict[str, AnalyticsEvent] = {}
+    if kind == "premarket":  # nothing stored yet (a fresh Redis): computed from the stored chain
+        chained = await chain_positioning(redis, keys, settings, now, [s for s in symbols if s not in latest],
+                                          oldest_ms)
+    return build_levels({**latest, **chained}, symbols), set(chained)
+
+
+async def read_orders(redis: aioredis.Redis, keys: Keys, since_ms: int,
+                      until_ms: int) -> tuple[list[FillEvent], list[OrderEvent]]:
+    """The window's fills (with a usable price) and order updates, in stream order."""
+    events = await scan(redis, keys.stream(FillEvent.STREAM), since_ms, until_ms, (FillEvent, OrderEvent))
+    fills = [f for f in events if isinstance(f, FillEvent) and _finite(f.price) is not None and f.price >= 0]
+    return fills, [o for o in events if isinstance(o, OrderEvent)]
+
+
 def report_day(cal: NyseCalendar, now: datetime) -> date:
     """The session a report made at ``now`` is about (the most recent session on a closed day)."""
     d = now.astimezone(NY).date()
@@ -862,19 +890,19 @@ async def gather(redis: aioredis.Redis, keys: Keys, settings: Settings, cal: Nys
             snap_prev[sym] = pc
     markets = build_markets(quotes, symbols, prev_close_ms, rth_open_ms, chart_from_ms, snap_prev)
 
-    levels = build_levels(await latest_analytics(redis, keys, now_ms, symbols, start_ms - ANALYTICS_LOOKBACK_MS),
-                          symbols)
+    levels, chained = await report_levels(redis, keys, settings, kind, now, symbols, start_ms - ANALYTICS_LOOKBACK_MS)
     # flow (one entry per symbol per tick) is only shown by the intraday report
     flow = build_flow(await tails.flow.read(redis, keys, start_ms, now_ms), symbols) if kind == "intraday" else []
     sigs = await scan(redis, stream(SignalEvent), start_ms, now_ms, (SignalEvent,))
     verds = await scan(redis, stream(VerdictEvent), start_ms, now_ms, (VerdictEvent,))
     apprs = await scan(redis, stream(ApprovalEvent), start_ms, now_ms, (ApprovalEvent,))
     signals = build_signals(sigs, verds, apprs)  # type: ignore[arg-type]
+    fill_events, order_updates = await read_orders(redis, keys, start_ms, now_ms)
     fills = [FillRow(ts=f.ts, time=ny_label(f.ts), purpose=f.purpose, symbol=f.symbol,
                      contract=_contract(f.symbol, f.expiry, f.strike, f.right), side=f.side, qty=f.qty, price=f.price,
                      commission=f.commission, slippage=f.slippage, strategy=f.strategy)
-             for f in await scan(redis, stream(FillEvent), start_ms, now_ms, (FillEvent,))
-             if isinstance(f, FillEvent) and _finite(f.price) is not None and f.price >= 0]
+             for f in fill_events]
+    unfilled = build_unfilled(signals, apprs, order_updates, fill_events, ny_label(now_ms))  # type: ignore[arg-type]
     pos_events = [e for e in await scan(redis, stream(PositionEvent), start_ms, now_ms, (PositionEvent,))
                   if isinstance(e, PositionEvent)]
     trades, increments = build_trades(pos_events)
@@ -902,6 +930,7 @@ async def gather(redis: aioredis.Redis, keys: Keys, settings: Settings, cal: Nys
         open_positions=len(opens), alerts_raised=sum(1 for a in alerts if a.state == "raised"),
         alerts_cleared=sum(1 for a in alerts if a.state == "cleared"), alerts_active=active)
     primary = next((m for m in markets if m.symbol in index_syms), markets[0] if markets else None)
+    pre = premarket_info(cal, day, settings, levels, chained, markets, opens) if kind == "premarket" else None
     return ReportData(
         kind=kind, day=day.isoformat(), generated_ms=now_ms, generated=ny_label(now_ms),
         window_start_ms=start_ms, calendar=calendar_info(cal, day),
@@ -915,4 +944,5 @@ async def gather(redis: aioredis.Redis, keys: Keys, settings: Settings, cal: Nys
                             equity=round(acct.equity, 2), drawdown_pct=round(acct.drawdown_pct, 2),
                             premium_open=round(acct.premium_open, 2)),
         halted=halt.halted, totals=totals,
-        periods=await ledger_periods(ledger, day) if kind == "close" and ledger is not None else None)
+        periods=await ledger_periods(ledger, day) if kind == "close" and ledger is not None else None,
+        unfilled=unfilled, premarket=pre)

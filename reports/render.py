@@ -33,7 +33,8 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from markupsafe import Markup
 
 from reports import charts
-from reports.data import ReportData
+from reports.data import ReportData, ny_label
+from reports.words import noun, plural
 
 Tier = Literal["premium", "basic", "free"]
 TIERS: tuple[Tier, ...] = ("premium", "basic", "free")
@@ -110,6 +111,8 @@ def env() -> Environment:
                     undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
     e.filters.update(price=fmt_price, strike=fmt_strike, money=fmt_money, pct=fmt_pct, num=fmt_num,
                      int=fmt_int, big=fmt_big)
+    e.filters["plural"] = plural  # "1 trade", "6 trades"
+    e.filters["noun"] = noun      # the word alone, for a count shown apart
     return e
 
 
@@ -162,6 +165,9 @@ def _basic(d: ReportData) -> dict[str, Any]:
                     "status": tr.status} for tr in d.trades]
     v["open_positions"] = [{"contract": p.contract, "avg_entry": p.avg_entry} for p in d.open_positions]
     v["flow"] = [{"symbol": f.symbol, "bias": f.bias} for f in d.flow]
+    # approved but never filled: what became of the order, no size, limit or strategy
+    v["unfilled"] = [{"time": u.time, "contract": u.contract, "text": u.text} for u in d.unfilled]
+    v["premarket"] = d.premarket.model_dump(mode="json") if d.premarket else None  # levels only, like v.levels
     symbols = {m.symbol for m in d.markets} | {lv.symbol for lv in d.levels}
     # the subject only when it names a market symbol (it may otherwise name a strategy, premium-only)
     v["alerts"] = [{"time": a.time, "severity": a.severity, "code": a.code,
@@ -173,8 +179,10 @@ def _premium(d: ReportData, commentary: dict[str, str]) -> dict[str, Any]:
     v = _common(d, "premium")
     dump = d.model_dump(mode="json")
     v["counts"].update(dump["totals"])
-    for key in ("markets", "levels", "flow", "fills", "trades", "strategies", "open_positions", "alerts", "account"):
+    for key in ("markets", "levels", "flow", "fills", "trades", "strategies", "open_positions", "alerts", "account",
+                "unfilled", "premarket"):
         v[key] = dump[key]
+    unfilled = {u.signal_id: u.text for u in d.unfilled}
     # signals the rules refused are summarized by reason (a busy day has hundreds); the rest are listed
     refused: dict[str, int] = {}
     v["signals"] = []
@@ -183,6 +191,7 @@ def _premium(d: ReportData, commentary: dict[str, str]) -> dict[str, Any]:
             reason = row["verdict_reason"] or "rejected"
             refused[reason] = refused.get(reason, 0) + 1
         else:
+            row["unfilled"] = unfilled.get(row["signal_id"], "")
             v["signals"].append(row)
     v["refused"] = [{"reason": r, "count": n} for r, n in sorted(refused.items(), key=lambda kv: (-kv[1], kv[0]))]
     v["commentary"] = dict(commentary)
@@ -201,21 +210,35 @@ def build_view(d: ReportData, tier: Tier, commentary: dict[str, str] | None = No
 
 
 # ------------------------------------------------------------------ charts per tier
+def _pnl_span(d: ReportData) -> tuple[str, str]:
+    """The cumulative P&L chart's x range: the session's open to the report (or the close)."""
+    if not d.calendar.open:
+        return "", ""
+    start = f"{d.day} {d.calendar.open}:00"
+    end = ny_label(d.generated_ms, "%Y-%m-%d %H:%M:%S")
+    return start, min(end, f"{d.day} {d.calendar.close}:00")
+
+
 def tier_charts(d: ReportData, tier: Tier) -> dict[str, Any]:
-    """HTML fragments (fixed div ids) for the tier; free gets none."""
-    out: dict[str, Any] = {"price": [], "gex": [], "pnl": "", "strategy": ""}
+    """HTML fragments (fixed div ids) for the tier; free gets none. A price path of fewer than
+    ``charts.MIN_POINTS`` minutes is not drawn: its symbol goes in ``price_pending`` instead."""
+    out: dict[str, Any] = {"price": [], "price_pending": [], "gex": [], "pnl": "", "strategy": ""}
     if tier == "free":
         return out
     premium = tier == "premium"
     # price paths: the index symbols and every symbol traded today or held; GEX maps: index symbols
+    # (every symbol with levels on the pre-market page, whose subject they are)
     traded = {t.symbol for t in d.trades} | {p.symbol for p in d.open_positions}
-    out["price"] = [Markup(charts.price_figure(m, d.trades, show_size=premium)) for m in d.markets
-                    if m.times and (m.symbol in d.index_symbols or m.symbol in traded)]
+    shown = [m for m in d.markets if m.symbol in d.index_symbols or m.symbol in traded]
+    out["price"] = [Markup(charts.price_figure(m, d.trades, show_size=premium)) for m in shown
+                    if len(m.times) >= charts.MIN_POINTS]
+    out["price_pending"] = [m.symbol for m in shown if len(m.times) < charts.MIN_POINTS]
     if premium:
         out["gex"] = [Markup(charts.gex_figure(lv)) for lv in d.levels
-                      if lv.gex_by_strike and lv.symbol in d.index_symbols]
-        if d.pnl_times:
-            out["pnl"] = Markup(charts.pnl_cumulative_figure(d.pnl_times, d.pnl_values))
+                      if lv.gex_by_strike and (d.kind == "premarket" or lv.symbol in d.index_symbols)]
+        if len(d.pnl_times) >= charts.MIN_POINTS:
+            start, end = _pnl_span(d)
+            out["pnl"] = Markup(charts.pnl_cumulative_figure(d.pnl_times, d.pnl_values, start, end))
         if d.strategies:
             out["strategy"] = Markup(charts.pnl_strategy_figure(d.strategies))
     return out
