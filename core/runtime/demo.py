@@ -8,6 +8,8 @@ summary dict printed by ``main.py demo --json``.
 Determinism: ids come from a seeded factory and time from the SimClock, the
 Redis key prefix is private to the run and wiped first, so the same seed and
 date give the same journal and outbox byte for byte (``wall_seconds`` aside).
+The prefix is wiped again when the run ends, however it ends (Ctrl-C and SIGTERM
+cancel the run; its ``finally`` deletes every key and the lock).
 """
 
 from __future__ import annotations
