@@ -454,7 +454,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     import tempfile
 
     from core.clock.calendar import NY, NyseCalendar
-    from core.runtime.demo import run_demo
+    from core.runtime.demo import default_session_day, run_demo
 
     settings = _settings(args, overlay=DEMO_OVERLAY)
     cal = NyseCalendar()
@@ -469,8 +469,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
             raise UsageError(f"--date {day}: out of range; the demo simulates sessions from {first} to {last}")
         if not cal.is_session(day):
             raise UsageError(f"--date {day}: not an NYSE session day (weekend or holiday)")
-    else:
-        day = cal.most_recent_session(datetime.now(NY).date())
+    else:  # the last session that has closed: the same default (and output) all day long
+        day = default_session_day(cal, datetime.now(NY))
     seed = settings.demo.seed if args.seed is None else args.seed
     out = Path(args.out or settings.demo.out_dir)
     try:  # up front, before any work: the folder must be creatable and writable
@@ -499,15 +499,23 @@ def cmd_demo(args: argparse.Namespace) -> int:
         except LedgerCliError as exc:
             raise UsageError(f"--database-url: {exc}") from None
 
-    def finalize_outbox(folder: Path) -> None:
+    def finalize_outbox(folder: Path) -> None:  # after the run: the page can change no decision
+        from bot.distribution.outbox_cards import CardSettings
         from bot.distribution.outbox_html import render_outbox_html
 
-        render_outbox_html(folder / "outbox.jsonl", folder / "outbox.html")
+        cards = CardSettings(settings.risk.account_value,
+                             {name: s.card_ttl_s for name, s in settings.strategies.items()})
+        render_outbox_html(folder / "outbox.jsonl", folder / "outbox.html", folder / "journal.jsonl", cards)
 
-    summary = asyncio.run(run_demo(settings, secrets, day, seed, out, lambda ctx: build_services(ctx, names),
-                                   finalizers=[finalize_outbox], progress=True,
-                                   redis_url=_redis_url(settings, load_secrets()),
-                                   extras={"ledger_url": args.database_url} if args.database_url else None))
+    try:
+        summary = asyncio.run(run_demo(settings, secrets, day, seed, out, lambda ctx: build_services(ctx, names),
+                                       finalizers=[finalize_outbox], progress=True,
+                                       redis_url=_redis_url(settings, load_secrets()),
+                                       extras={"ledger_url": args.database_url} if args.database_url else None))
+    except (KeyboardInterrupt, asyncio.CancelledError) as exc:  # Ctrl-C / SIGTERM: the keys are wiped by then
+        print(f"\ndemo: {'interrupted' if isinstance(exc, KeyboardInterrupt) else 'stopped'}; its Redis keys "
+              "were removed, the output folder is incomplete", file=sys.stderr)
+        return 130 if isinstance(exc, KeyboardInterrupt) else 143
     if args.json:
         print(json.dumps(summary, sort_keys=False))
     return 0
@@ -535,7 +543,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     d = add("demo", cmd_demo, "simulate one NYSE session end to end (no accounts, no services)")
     d.add_argument("--seed", type=int, help="random seed (default: demo.seed)")
-    d.add_argument("--date", help="session day YYYY-MM-DD (default: most recent session)")
+    d.add_argument("--date", help="session day YYYY-MM-DD (default: the most recent session that has closed)")
     d.add_argument("--out", metavar="DIR", help="output folder (default: demo.out_dir = var/demo)")
     d.add_argument("--json", action="store_true", help="print a JSON summary as the last stdout line")
     d.add_argument("--database-url", metavar="URL",

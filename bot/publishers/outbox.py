@@ -1,7 +1,9 @@
 """The local outbox (demo / dry-run): one JSON line per message in ``<out_dir>/outbox.jsonl``.
 
 Each line has exactly the keys ``channel, tier, ts, correlation_id, message_id,
-reply_to, event, text``. ``ts`` is the (simulated) delivery time, ISO 8601 with
+reply_to, event, text, embed, title``: ``embed`` is the Discord embed as posted (title,
+description, fields, footer, color; null for a plain message), ``title`` the Reddit
+submission title (null for everything else, comments included). ``ts`` is the (simulated) delivery time, ISO 8601 with
 the America/New_York offset. Message ids are derived from the delivery's
 idempotency key (itself derived from correlation id, event id, channel and tier),
 so the same seed gives a byte-identical outbox, and ``find_existing`` can tell
@@ -23,7 +25,7 @@ from core.bus.events import NY
 from core.clock.clock import Clock
 
 OUTBOX_KEYS: tuple[str, ...] = ("channel", "tier", "ts", "correlation_id", "message_id", "reply_to", "event",
-                                "text")
+                                "text", "embed", "title")
 OUTBOX_FILE = "outbox.jsonl"
 
 
@@ -82,6 +84,8 @@ class OutboxSink(Sink):
             "reply_to": parent,
             "event": meta.event,
             "text": text,
+            "embed": embed,
+            "title": title if meta.channel == "reddit" and parent is None else None,
         }
         try:
             with self.path.open("a", encoding="utf-8") as fh:

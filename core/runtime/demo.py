@@ -8,18 +8,23 @@ summary dict printed by ``main.py demo --json``.
 Determinism: ids come from a seeded factory and time from the SimClock, the
 Redis key prefix is private to the run and wiped first, so the same seed and
 date give the same journal and outbox byte for byte (``wall_seconds`` aside).
+The prefix is wiped again when the run ends, however it ends (Ctrl-C and SIGTERM
+cancel the run; its ``finally`` deletes every key and the lock).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import os
 import shutil
+import signal
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
-from datetime import date, datetime
+from collections.abc import Callable, Iterator, Sequence
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +37,8 @@ from core.clock.calendar import NyseCalendar
 from core.clock.clock import SimClock
 from core.config.model import Settings
 from core.config.secrets import Secrets
+from core.runtime.demo_figures import closing_lines, open_positions, outputs, rejections
+from core.runtime.demo_progress import Progress
 from core.runtime.service import Context, Service
 from core.runtime.sim_runner import SimRunner
 
@@ -122,34 +129,38 @@ def summarize(events: list[Event], outbox_path: Path, reports: list[str], sim_se
         "reports": reports,
         "sim_seconds": round(sim_seconds, 1),
         "wall_seconds": round(wall_seconds, 2),
+        "rejections": rejections(events),
+        "open_positions": open_positions(events),
     }
 
 
-class _Progress:
-    """A live line every 5 simulated minutes; counts are read with XLEN (cheap)."""
+def default_session_day(cal: NyseCalendar, now: datetime) -> date:
+    """The most recent COMPLETED session at ``now``: today's only once it has closed in New York,
+    so ``demo`` without ``--date`` gives the same day (and the same output) all day long."""
+    ny = now.astimezone(NY)
+    day = cal.most_recent_session(ny.date())
+    if day == ny.date() and ny < cal.session(day).close:
+        day = cal.most_recent_session(day - timedelta(days=1))
+    return day
 
-    def __init__(self, bus: Bus, enabled: bool) -> None:
-        self.enabled = enabled
-        self.bus = bus
-        self._last_minute = -1
 
-    async def step(self, now: datetime) -> None:
-        if not self.enabled:
-            return
-        ny = now.astimezone(NY)
-        minute = ny.hour * 60 + ny.minute
-        if minute == self._last_minute or ny.minute % 5:
-            return
-        self._last_minute = minute
-        r, k = self.bus.redis, self.bus.keys
-        fills = await r.xlen(k.stream("orders"))
-        msgs = await r.xlen(k.stream("deliveries"))
-        sys.stderr.write(f"\r  simulated {ny:%H:%M} New York | order events {fills:4d} | deliveries {msgs:4d} ")
-        sys.stderr.flush()
-
-    def done(self) -> None:
-        if self.enabled:
-            sys.stderr.write("\n")
+@contextlib.contextmanager
+def _sigterm_cancels() -> Iterator[None]:
+    """SIGTERM cancels the running demo like Ctrl-C does, so its ``finally`` wipes its keys."""
+    task = asyncio.current_task()
+    loop = asyncio.get_running_loop()
+    installed = False
+    if task is not None:
+        try:
+            loop.add_signal_handler(signal.SIGTERM, task.cancel)
+            installed = True
+        except (NotImplementedError, RuntimeError, ValueError):  # not the main thread, or no signals here
+            installed = False
+    try:
+        yield
+    finally:
+        if installed:
+            loop.remove_signal_handler(signal.SIGTERM)
 
 
 async def run_demo(settings: Settings, secrets: Secrets, day: date, seed: int, out: Path,
@@ -174,45 +185,57 @@ async def run_demo(settings: Settings, secrets: Secrets, day: date, seed: int, o
         print(f"redis: {handle.description}", file=sys.stderr)
     keys, lock = await _claim_prefix(handle, f"{settings.redis.key_prefix}.demo.{seed}.{day:%Y%m%d}")
     try:
-        await _wipe(handle, keys)
-        clock = SimClock(start)
-        bus = Bus(handle.client, keys, clock, IdFactory(seed), maxlen=settings.redis.stream_maxlen,
-                  source="demo")
-        ctx = Context(settings=settings, secrets=secrets, bus=bus, clock=clock, calendar=cal,
-                      out_dir=str(out), extras={"seed": seed, "session_day": day, **(extras or {})})
-        services = list(build(ctx))
-        prog = _Progress(bus, progress)
-        if progress:
-            print(f"demo: session {day} ({'early close ' if session.early_close else ''}"
-                  f"{session.open:%H:%M}-{session.close:%H:%M} New York), seed {seed}, "
-                  f"{len(services)} services: {', '.join(s.name for s in services)}", file=sys.stderr)
-        runner = SimRunner(services, clock)
-        await runner.run(start, end, on_step=prog.step)
-        prog.done()
-        events = await read_journal(bus)
-        with (out / "journal.jsonl").open("w", encoding="utf-8") as fh:
-            for ev in events:
-                fh.write(journal_line(ev) + "\n")
-        for fin in finalizers:
-            fin(out)
-        reports = sorted(str(p) for p in (out / "reports").glob("*.html")) if (out / "reports").exists() else []
-        summary = summarize(events, out / "outbox.jsonl", reports, (end - start).total_seconds(),
-                            time.perf_counter() - wall0, day)
-        ledger = next((s for s in services if s.name == "ledger"), None)
-        if ledger is not None:
-            store = ledger.store  # type: ignore[attr-defined]
-            summary["ledger"] = {"database": store.describe(), "events_written": store.written}
-        if progress:
-            print(f"demo: {summary['signals']} signals, {summary['fills']} fills, "
-                  f"{summary['positions_closed']} closed, realized {summary['realized_pnl']:+.2f}, "
-                  f"{sum(summary['messages']['discord'].values()) + summary['messages']['x'] + summary['messages']['reddit']}"
-                  f" messages, {len(reports)} report(s) in {summary['wall_seconds']:.1f}s -> {out}/",
-                  file=sys.stderr)
-            if ledger is not None:
-                print(f"ledger: {summary['ledger']['events_written']} events -> {summary['ledger']['database']}",
-                      file=sys.stderr)
-        return summary
-    finally:
+        with _sigterm_cancels():
+            return await _day(settings, secrets, day, seed, out, build, finalizers, progress, extras,
+                              handle, keys, (start, end, wall0))
+    finally:  # Ctrl-C, SIGTERM and errors included: no key of the run stays behind
         await _wipe(handle, keys)
         await handle.client.delete(lock)
         await handle.close()
+
+
+async def _day(settings: Settings, secrets: Secrets, day: date, seed: int, out: Path, build: ServiceBuilder,
+               finalizers: Sequence[Finalizer], progress: bool, extras: dict[str, Any] | None,
+               handle: RedisHandle, keys: Keys, span: tuple[datetime, datetime, float]) -> dict[str, Any]:
+    start, end, wall0 = span
+    cal = NyseCalendar()
+    session = cal.session(day)
+    await _wipe(handle, keys)
+    clock = SimClock(start)
+    bus = Bus(handle.client, keys, clock, IdFactory(seed), maxlen=settings.redis.stream_maxlen, source="demo")
+    ctx = Context(settings=settings, secrets=secrets, bus=bus, clock=clock, calendar=cal,
+                  out_dir=str(out), extras={"seed": seed, "session_day": day, **(extras or {})})
+    services = list(build(ctx))
+    prog = Progress(bus, start, end, sys.stderr, enabled=progress)
+    if progress:
+        print(f"demo: session {day} ({'early close ' if session.early_close else ''}"
+              f"{session.open:%H:%M}-{session.close:%H:%M} New York), seed {seed}, "
+              f"{len(services)} services: {', '.join(s.name for s in services)}", file=sys.stderr)
+    runner = SimRunner(services, clock)
+    await runner.run(start, end, on_step=prog.step)
+    await prog.finish(end)
+    events = await read_journal(bus)
+    with (out / "journal.jsonl").open("w", encoding="utf-8") as fh:
+        for ev in events:
+            fh.write(journal_line(ev) + "\n")
+    for fin in finalizers:
+        fin(out)
+    reports = sorted(str(p) for p in (out / "reports").glob("*.html")) if (out / "reports").exists() else []
+    summary = summarize(events, out / "outbox.jsonl", reports, (end - start).total_seconds(),
+                        time.perf_counter() - wall0, day)
+    ledger = next((s for s in services if s.name == "ledger"), None)
+    if ledger is not None:
+        store = ledger.store  # type: ignore[attr-defined]
+        summary["ledger"] = {"database": store.describe(), "events_written": store.written}
+    summary["outputs"] = outputs(out, summary["ledger"]["database"] if ledger is not None else None)
+    if progress:
+        print(f"demo: {summary['signals']} signals, {summary['fills']} fills, "
+              f"{summary['positions_closed']} closed, realized {summary['realized_pnl']:+.2f}, "
+              f"{sum(summary['messages']['discord'].values()) + summary['messages']['x'] + summary['messages']['reddit']}"
+              f" messages, {len(reports)} report(s) in {summary['wall_seconds']:.1f}s -> {out}/",
+              file=sys.stderr)
+        if ledger is not None:
+            print(f"ledger: {summary['ledger']['events_written']} events -> {summary['ledger']['database']}",
+                  file=sys.stderr)
+        print("\n".join(closing_lines(summary)), file=sys.stderr)
+    return summary

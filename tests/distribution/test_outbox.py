@@ -48,7 +48,10 @@ async def test_outbox_lines_have_exactly_the_keys_and_thread(bus, tmp_path):
     path = await run_trade_into_outbox(bus, tmp_path)
     lines = [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines()]
     assert lines and all(tuple(rec) == OUTBOX_KEYS for rec in lines)
-    assert OUTBOX_KEYS == ("channel", "tier", "ts", "correlation_id", "message_id", "reply_to", "event", "text")
+    assert OUTBOX_KEYS[:8] == ("channel", "tier", "ts", "correlation_id", "message_id", "reply_to", "event", "text")
+    assert {"embed", "title"} <= set(OUTBOX_KEYS)
+    assert all(isinstance(r["embed"], dict) == (r["tier"] == "premium") for r in lines)  # premium = embeds
+    assert all(bool(r["title"]) == (r["channel"] == "reddit" and not r["reply_to"]) for r in lines)
     assert {(r["channel"], r["tier"]) for r in lines} == {("discord", "premium"), ("discord", "basic"),
                                                           ("discord", "free"), ("x", "free"), ("reddit", "free")}
     assert len(lines) == 4 + 4 + 2 + 2 + 2
@@ -114,46 +117,52 @@ async def test_outbox_crash_between_write_and_record_writes_once(bus, tmp_path):
 
 
 class _Tree(HTMLParser):
-    """Records, for every message div, the message div it is nested in."""
+    """Records, for every message div, the message it answers (``data-reply-to``, with a link to it)
+    and its column; flags anything that would load from outside."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.stack: list[str | None] = []
+        self.stack: list[str] = []
         self.parent: dict[str, str | None] = {}
+        self.links: dict[str, str] = {}
         self.column: dict[str, str] = {}
-        self._col = ""
-        self._in_h2 = False
+        self.headers: list[str] = []
+        self._in_th = False
+        self._cell = -1
         self.bad: list[str] = []
 
     def handle_starttag(self, tag, attrs):
         a = dict(attrs)
-        if tag in ("script", "link", "img", "iframe") or "src" in a or "href" in a:
+        if tag in ("script", "link", "img", "iframe") or "src" in a or (
+                "href" in a and not (tag == "a" and str(a["href"]).startswith("#"))):
             self.bad.append(tag)
-        if tag == "h2":
-            self._in_h2, self._col = True, ""
-        if tag != "div":
-            return
-        ident = a.get("id")
+        if tag == "th":
+            self.headers.append("")
+            self._in_th = True
+        if tag == "tr":
+            self._cell = -1
+        if tag == "td":
+            self._cell += 1
+        if tag == "a" and self.stack:
+            self.links[self.stack[-1]] = str(a.get("href", ""))[3:]
+        ident = a.get("id") if tag == "div" else None
         if ident and ident.startswith("m-"):
-            enclosing = next((s for s in reversed(self.stack) if s), None)
-            self.parent[ident[2:]] = enclosing
-            self.column[ident[2:]] = self._col
+            self.parent[ident[2:]] = a.get("data-reply-to")
+            self.column[ident[2:]] = self.headers[self._cell]
             self.stack.append(ident[2:])
-        else:
-            self.stack.append(None)
 
     def handle_endtag(self, tag):
-        if tag == "div" and self.stack:
-            self.stack.pop()
-        if tag == "h2":
-            self._in_h2 = False
+        if tag == "th":
+            self._in_th = False
+        if tag == "td":
+            self.stack.clear()
 
     def handle_data(self, data):
-        if self._in_h2:
-            self._col += data
+        if self._in_th:
+            self.headers[-1] += data
 
 
-async def test_outbox_html_nests_replies_under_their_parent(bus, tmp_path):
+async def test_outbox_html_links_replies_to_their_parent(bus, tmp_path):
     path = await run_trade_into_outbox(bus, tmp_path)
     html_path = render_outbox_html(path, tmp_path / "outbox.html")
     page = Path(html_path).read_text(encoding="utf-8")
@@ -164,7 +173,9 @@ async def test_outbox_html_nests_replies_under_their_parent(bus, tmp_path):
     lines = [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines()]
     assert set(tree.parent) == {r["message_id"] for r in lines}
     for r in lines:
-        assert tree.parent[r["message_id"]] == r["reply_to"]  # nested exactly under its parent
+        assert tree.parent[r["message_id"]] == r["reply_to"]  # answers exactly its parent...
+        if r["reply_to"]:
+            assert tree.links[r["message_id"]] == r["reply_to"]  # ...and links to it
     cols = {tree.column[r["message_id"]].rstrip("0123456789") for r in lines}
     assert cols == {"Discord · premium", "Discord · basic", "Discord · free", "X", "Reddit"}
     assert page.count('class="msg ') == len(lines)
