@@ -1,7 +1,8 @@
 """The local outbox (demo / dry-run): one JSON line per message in ``<out_dir>/outbox.jsonl``.
 
 Each line has exactly the keys ``channel, tier, ts, correlation_id, message_id,
-reply_to, event, text``. ``ts`` is the (simulated) delivery time, ISO 8601 with
+reply_to, event, text``, plus ``attachment`` (the path of the file a Discord report
+post carries) on the lines that have one. ``ts`` is the (simulated) delivery time, ISO 8601 with
 the America/New_York offset. Message ids are derived from the delivery's
 idempotency key (itself derived from correlation id, event id, channel and tier),
 so the same seed gives a byte-identical outbox, and ``find_existing`` can tell
@@ -18,12 +19,13 @@ import os
 from pathlib import Path
 from typing import Any
 
-from bot.publishers.base import PostMeta, PostResult, PublishError, Sink, ThreadRef
+from bot.publishers.base import Payload, PostMeta, PostResult, PublishError, Sink, ThreadRef
 from core.bus.events import NY
 from core.clock.clock import Clock
 
 OUTBOX_KEYS: tuple[str, ...] = ("channel", "tier", "ts", "correlation_id", "message_id", "reply_to", "event",
                                 "text")
+OUTBOX_OPTIONAL_KEYS: tuple[str, ...] = ("attachment",)
 OUTBOX_FILE = "outbox.jsonl"
 
 
@@ -67,7 +69,8 @@ class OutboxSink(Sink):
 
     async def post(self, channel_target: str, text: str, embed: dict[str, Any] | None = None, *,
                    reply_to: ThreadRef | None = None, idempotency_key: str, title: str | None = None,
-                   thread_name: str | None = None, meta: PostMeta | None = None) -> PostResult:
+                   thread_name: str | None = None, meta: PostMeta | None = None,
+                   attachment: str | None = None) -> PostResult:
         if meta is None:
             raise PublishError("outbox needs the delivery meta", permanent=True)
         self._repair()
@@ -83,6 +86,8 @@ class OutboxSink(Sink):
             "event": meta.event,
             "text": text,
         }
+        if attachment:
+            line["attachment"] = attachment
         try:
             with self.path.open("a", encoding="utf-8") as fh:
                 fh.write(json.dumps(line, ensure_ascii=False) + "\n")
@@ -95,7 +100,8 @@ class OutboxSink(Sink):
         return PostResult(mid, thread_id=thread_id, reply_to=parent)
 
     async def find_existing(self, idempotency_key: str, *, channel_target: str | None = None,
-                            reply_to: ThreadRef | None = None, meta: PostMeta | None = None) -> PostResult | None:
+                            reply_to: ThreadRef | None = None, meta: PostMeta | None = None,
+                            expected: Payload | None = None) -> PostResult | None:
         self._repair()
         if not self.path.exists():
             return None
