@@ -262,6 +262,11 @@ class FakeDiscord(FakeLifecycle):
             }
         return webhook_url(webhook_id, token)
 
+    def forget_nonces(self) -> None:
+        """As if Discord's nonce window had passed: a re-send with an old nonce creates a new message."""
+        with self._lock:
+            self._nonces.clear()
+
     def messages(self, channel_id: int) -> list[dict[str, Any]]:
         """Messages of a channel or thread, oldest first (deep copies)."""
         with self._lock:
