@@ -24,24 +24,50 @@ Outside text (explanation, triggers, reasons, analytics keys, report summaries) 
 data: control characters and line breaks are removed, ``@`` mentions are defused,
 length is capped, and Discord/Reddit templates escape markdown (``|md``), so it can
 never add a line, a field, a ping or formatting to a message.
+
+No internal identifier reaches a subscriber: no idempotency key or event id is
+rendered, and analytics entries that are ids (``snapshot_id``, any ``*_id``, values
+shaped like a ULID, UUID or long hex key) are left out of the premium view. Crash
+reconciliation recognises a post by its exact content instead; what makes two
+otherwise equal teasers (same underlying, same direction) differ is ``stamp``, the
+event's New York time to the second, which every position template shows.
+
+Report posts: ``report_base_url`` set -> every post links ``<base>/<file name>``;
+Discord posts also carry the tier's page as an attachment (up to
+``report_attach_max_bytes``; a larger or missing file is left off, logged and
+counted). Without a URL the X / Reddit / Discord texts never name a bare file:
+they say where the page is (``report_where``, e.g. "in the free channel of our
+Discord").
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 import re
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path, PurePosixPath, PureWindowsPath
+from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
+from bot.distribution.report_posts import (
+    REPORT_ATTACH_MAX_BYTES,
+    REPORT_WHERE,
+    file_name,
+    report_attachment,
+    report_path,
+    report_view,
+)
+from bot.distribution.text import clean, md
 from bot.distribution.update_view import StopContext, basic_update_fields, premium_update_fields
-from bot.publishers.base import ref_tag
+from bot.publishers.base import ATTACHMENTS_SKIPPED
 from core.bus.events import NY, PositionEvent, ReportEvent
+
+log = logging.getLogger("quanticity.distributor.render")
 
 TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "templates" / "messages"
 
@@ -55,27 +81,6 @@ ROUTES: dict[str, tuple[tuple[str, str], ...]] = {
 }
 
 EMBED_LIMITS = {"title": 256, "description": 4096, "field_name": 256, "field_value": 1024, "footer": 2048}
-
-# ------------------------------------------------------------------ outside text
-_CTRL = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]")
-_WS = re.compile(r"\s+")
-_MD = re.compile(r"([\\*_~`|>#\[\]()<^])")
-
-
-def clean(value: Any, limit: int = 300) -> str:
-    """Outside text as one safe line: no control chars / line breaks, defused @mentions, capped."""
-    s = _CTRL.sub(" ", str(value if value is not None else ""))
-    s = _WS.sub(" ", s).strip()
-    s = s.replace("@", "@\u200b")
-    if len(s) > limit:
-        s = s[: max(0, limit - 1)].rstrip() + "…"
-    return s
-
-
-def md(value: Any) -> str:
-    """Escape Discord / Reddit markdown in an already-cleaned string."""
-    return _MD.sub(r"\\\1", str(value))
-
 
 # ------------------------------------------------------------------ numbers
 def _finite(x: Any) -> bool:
@@ -227,6 +232,22 @@ def basic_view(ev: PositionEvent, entry_qty: int | None) -> dict[str, Any]:
     return view
 
 
+_ULID = re.compile(r"[0-9A-HJKMNP-TV-Z]{26}")
+_HEX_KEY = re.compile(r"[0-9a-fA-F]{24,}")
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+
+
+def is_internal_id(key: str, value: Any) -> bool:
+    """An analytics entry that is an internal identifier (never shown to subscribers):
+    a key named ``id`` / ``*_id`` / ``*_ids``, or a text value holding a ULID, UUID or long hex key."""
+    k = str(key).strip().lower()
+    if k in ("id", "ids") or k.endswith(("_id", "_ids", "-id")):
+        return True
+    if isinstance(value, str):
+        return any(p.search(value) for p in (_ULID, _HEX_KEY, _UUID))
+    return False
+
+
 def premium_view(ev: PositionEvent, entry_qty: int | None, stop_ctx: StopContext | None = None) -> dict[str, Any]:
     """Everything; updates also say what changed (update_view.premium_update_fields)."""
     bull = is_bullish(ev)
@@ -234,7 +255,7 @@ def premium_view(ev: PositionEvent, entry_qty: int | None, stop_ctx: StopContext
     analytics = []
     for k in sorted(ev.analytics):
         v = ev.analytics[k]
-        if v is None:
+        if v is None or is_internal_id(k, v):
             continue
         analytics.append((clean(k, 40), compact(v) if _finite(v) else clean(v, 60)))
     return {
@@ -269,52 +290,6 @@ def premium_view(ev: PositionEvent, entry_qty: int | None, stop_ctx: StopContext
     }
 
 
-REPORT_LABELS = {"premarket": "Pre-market", "intraday": "Intraday", "close": "Market close", "monthly": "Monthly"}
-_RECAP_FILE = re.compile(r"(\d{4})-(\d{2})-monthly-")
-
-
-def report_link(path: str, base_url: str | None) -> str:
-    name = PureWindowsPath(path).name if "\\" in path else PurePosixPath(path).name
-    name = clean(name, 120).replace(" ", "%20")
-    if base_url:
-        return f"{base_url.rstrip('/')}/{name}"
-    return name
-
-
-def report_path(ev: ReportEvent, tier: str) -> str | None:
-    """The tier's own report file; premium may fall back to the generic ``path``; never a lower tier upward."""
-    p = ev.paths.get(tier)
-    if p:
-        return p
-    if tier == "premium" and ev.path:
-        return ev.path
-    return None
-
-
-def report_date(ev: ReportEvent, path: str) -> str:
-    """The day a report is about; for the monthly recap the month, which its file is named after
-    (``2026-11-monthly-<tier>.html``, reports.recap_render.recap_stem): it is posted in the next month."""
-    m = _RECAP_FILE.match(path.replace("\\", "/").rsplit("/", 1)[-1]) if ev.kind == "monthly" else None
-    if m and int(m.group(1)) >= 1 and 1 <= int(m.group(2)) <= 12:
-        return datetime(int(m.group(1)), int(m.group(2)), 1).strftime("%B %Y")
-    return ev.dt.astimezone(NY).strftime("%b %d, %Y")
-
-
-def report_view(ev: ReportEvent, tier: str, base_url: str | None) -> dict[str, Any] | None:
-    path = report_path(ev, tier)
-    if path is None:
-        return None
-    view: dict[str, Any] = {
-        "kind": ev.kind,
-        "label": REPORT_LABELS.get(ev.kind, ev.kind),
-        "date": report_date(ev, path),
-        "link": report_link(path, base_url),
-    }
-    if tier == "premium":
-        view["summary"] = clean(ev.summary, 600)
-    return view
-
-
 # ------------------------------------------------------------------ templates
 @dataclass(frozen=True)
 class Rendered:
@@ -322,11 +297,21 @@ class Rendered:
     embed: dict[str, Any] | None = None
     title: str | None = None  # Reddit submission title
     thread_name: str | None = None  # Discord thread created from the root
+    attachment: str | None = None  # path of the file the post carries (Discord report page)
 
     def payload_hash(self) -> str:
-        blob = json.dumps({"text": self.text, "embed": self.embed, "title": self.title}, sort_keys=True,
-                          ensure_ascii=False)
+        content: dict[str, Any] = {"text": self.text, "embed": self.embed, "title": self.title}
+        if self.attachment:
+            content["attachment"] = file_name(self.attachment)
+        blob = json.dumps(content, sort_keys=True, ensure_ascii=False)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def event_stamp(ev: PositionEvent | ReportEvent) -> str:
+    """The event's New York time to the second, e.g. ``Dec 03, 10:31:07 ET``: tells the reader when
+    it happened (the lower tiers read it minutes later) and keeps every post's text unique, which
+    is how a post is recognised after a crash (and what X's duplicate-status rule needs)."""
+    return ev.dt.astimezone(NY).strftime("%b %d, %H:%M:%S ET")
 
 
 def make_env(templates_dir: Path | None = None) -> Environment:
@@ -366,20 +351,24 @@ class Renderer:
     """
 
     def __init__(self, templates_dir: Path | None = None, *, free_result_pct: bool = True,
-                 report_base_url: str | None = None) -> None:
+                 report_base_url: str | None = None, report_where: str = REPORT_WHERE,
+                 report_attach_max_bytes: int = REPORT_ATTACH_MAX_BYTES) -> None:
         self.env = make_env(templates_dir)
         self.free_result_pct = free_result_pct
         self.report_base_url = report_base_url
+        self.report_where = report_where
+        self.report_attach_max_bytes = report_attach_max_bytes
 
-    def _render(self, channel: str, tier: str, event: str, view: dict[str, Any], idem: str) -> Rendered:
+    def _render(self, channel: str, tier: str, event: str, view: dict[str, Any], stamp: str,
+                attachment: str | None = None) -> Rendered:
         tmpl = self.env.get_template(f"{channel}/{tier}/{event}.j2")
-        module = tmpl.make_module({"t": view, "ref": ref_tag(idem), "tier": tier, "channel": channel})
+        module = tmpl.make_module({"t": view, "stamp": stamp, "tier": tier, "channel": channel})
         text = re.sub(r"\n{3,}", "\n\n", str(module)).strip()
         embed = _build_embed(module) if getattr(module, "embed", False) else None
         title = getattr(module, "title", None) if channel == "reddit" else None
         thread_name = getattr(module, "thread_name", None)
         return Rendered(text=text, embed=embed, title=_cap(title, 300) if title else None,
-                        thread_name=_cap(thread_name, 100) if thread_name else None)
+                        thread_name=_cap(thread_name, 100) if thread_name else None, attachment=attachment)
 
     def position(self, ev: PositionEvent, channel: str, tier: str, idem: str,
                  entry_qty: int | None = None, stop_ctx: StopContext | None = None) -> Rendered:
@@ -389,11 +378,23 @@ class Renderer:
             view = basic_view(ev, entry_qty)
         else:
             view = free_view(ev, entry_qty, self.free_result_pct)
-        return self._render(channel, tier, ev.kind, view, idem)
+        return self._render(channel, tier, ev.kind, view, event_stamp(ev))
 
     def report(self, ev: ReportEvent, channel: str, tier: str, idem: str) -> Rendered | None:
-        view = report_view(ev, tier, self.report_base_url)
+        """A tier's report post; on Discord it carries the page itself when the file allows."""
+        path = report_path(ev, tier)
+        if path is None:
+            return None
+        attachment, why = (None, "")
+        if channel == "discord":
+            attachment, why = report_attachment(path, self.report_attach_max_bytes)
+            if attachment is None:
+                ATTACHMENTS_SKIPPED.labels(channel, why).inc()
+                log.warning("report %s %s page %s not attached (%s): the post %s", ev.report_id or ev.id, tier,
+                            file_name(path), why, "links it" if self.report_base_url else "says so")
+        view = report_view(ev, tier, self.report_base_url, where=self.report_where,
+                           attached=attachment is not None, too_large=why == "too_large")
         if view is None:
             return None
-        return self._render(channel, tier, "report", view, idem)
+        return self._render(channel, tier, "report", view, event_stamp(ev), attachment)
 

@@ -30,13 +30,18 @@ Exactly one post per idempotency key (correlation id, event id, channel, tier)
        the score out by ``inflight_lease_s`` (no other worker takes it), writes the
        in-flight marker BEFORE anything is posted, and returns the previous marker.
     2. if there was a previous marker, an earlier attempt may have posted (killed after
-       posting, timeout, lost answer): ``sink.find_existing`` asks the platform
-       (Discord: nonce / ``ref:`` tag in recent channel or thread messages; X: recent
-       tweets of the account; Reddit: recent submissions / comments; outbox: the file);
-       found -> recorded as delivered without posting again.
+       posting, timeout, lost answer): ``sink.find_existing`` asks the platform for a post
+       with the delivery's exact payload (``Payload``: the text / embed / title stored in
+       the delivery record, deterministic for the key) in the same place: Discord: the
+       bot's own message in the recent history of the channel or thread (or the nonce,
+       where Discord hands one back); X: the account's recent tweets replying to the same
+       parent; Reddit: recent submissions (title + body) / comments on the submission;
+       outbox: the file. Found -> recorded as delivered without posting again. No internal
+       id is put into any text; every position text carries its event time to the second,
+       so two posts of two trades never share a payload.
     3. post (Discord also sends ``nonce=<key>`` with ``enforce_nonce``: a re-send inside
-       Discord's window returns the existing message; X: the embedded ``ref:`` tag makes
-       each text unique, and a "duplicate content" 403 is resolved by a lookup).
+       Discord's window returns the existing message; X refuses a repeat of a recent
+       status with a "duplicate content" 403, resolved by the same lookup).
     4. one MULTI/EXEC records the result, removes marker + schedule entry, updates the
        thread ids, wakes the chain and emits DeliveryEvent + AuditEvent.
     Killed between 3 and 4: the marker and the leased schedule entry remain; after the
@@ -74,7 +79,7 @@ from prometheus_client import Counter
 
 from bot.distribution.coalesce import StopPolicy, StopUpdates
 from bot.distribution.render import ROUTES, Rendered, Renderer, validate_position
-from bot.publishers.base import PostMeta, PostResult, PublishError, Sink, ThreadRef
+from bot.publishers.base import Payload, PostMeta, PostResult, PublishError, Sink, ThreadRef
 from bot.publishers.factory import build_sinks
 from core.bus.bus import Tx
 from core.bus.events import AlertEvent, AuditEvent, DeliveryEvent, Event, PositionEvent, ReportEvent
@@ -172,6 +177,11 @@ def _thread_ref(raw: str) -> ThreadRef | None:
         return None
 
 
+def _payload(spec: dict[str, Any]) -> Payload:
+    """What this delivery posts (fixed when it was scheduled): how the platform lookup recognises it."""
+    return Payload(text=spec["text"], embed=spec.get("embed"), title=spec.get("title"))
+
+
 def _ms(dt: datetime) -> int:
     return int(dt.timestamp() * 1000)
 
@@ -186,7 +196,9 @@ class DistributorService(Service):
         super().__init__(ctx)
         self.dist = self.settings.distribution
         self.renderer = renderer or Renderer(free_result_pct=self.dist.free_result_pct,
-                                             report_base_url=self.dist.report_base_url)
+                                             report_base_url=self.dist.report_base_url,
+                                             report_where=self.dist.report_where,
+                                             report_attach_max_bytes=self.dist.report_attach_max_bytes)
         self._sinks: dict[str, Sink] | None = dict(sinks) if sinks is not None else None
         self._kicks: set[asyncio.Task[None]] = set()
         self._blocked_until: dict[str, int] = {}
@@ -311,6 +323,8 @@ class DistributorService(Service):
             "text": rendered.text, "embed": rendered.embed, "title": rendered.title,
             "thread_name": rendered.thread_name, "payload_hash": rendered.payload_hash(),
         }
+        if rendered.attachment:
+            spec["attachment"] = rendered.attachment
         tx.pipe.hsetnx(self.delivery_key(idem), "spec", json.dumps(spec, ensure_ascii=False, sort_keys=True))
         tx.pipe.zadd(self.k_queue, {idem: due_ms}, nx=True)
         tx.pipe.sadd(self.chain_key(chain), chain_member(seq, due_ms, idem))
@@ -420,7 +434,8 @@ class DistributorService(Service):
         if inflight:
             try:
                 found = await asyncio.wait_for(
-                    sink.find_existing(idem, channel_target=spec["target"], reply_to=thread, meta=meta),
+                    sink.find_existing(idem, channel_target=spec["target"], reply_to=thread, meta=meta,
+                                       expected=_payload(spec)),
                     timeout=self.dist.post_timeout_s)
             except Exception as exc:  # noqa: BLE001 - cannot tell: do not post blind
                 err = exc if isinstance(exc, PublishError) else PublishError(
@@ -437,7 +452,8 @@ class DistributorService(Service):
         try:
             result = await asyncio.wait_for(
                 sink.post(spec["target"], spec["text"], spec["embed"], reply_to=thread, idempotency_key=idem,
-                          title=spec["title"], thread_name=spec["thread_name"], meta=meta),
+                          title=spec["title"], thread_name=spec["thread_name"], meta=meta,
+                          attachment=spec.get("attachment")),
                 timeout=self.dist.post_timeout_s)
         except PublishError as exc:
             await self._record_failure(spec, exc, attempts_n, rl_n, now_ms, sink, thread, meta)
@@ -517,7 +533,8 @@ class DistributorService(Service):
             if err.ambiguous:  # last chance: it may have gone through after all
                 try:
                     found = await asyncio.wait_for(
-                        sink.find_existing(idem, channel_target=spec["target"], reply_to=thread, meta=meta),
+                        sink.find_existing(idem, channel_target=spec["target"], reply_to=thread, meta=meta,
+                                           expected=_payload(spec)),
                         timeout=self.dist.post_timeout_s)
                 except Exception:  # noqa: BLE001
                     found = None

@@ -3,9 +3,10 @@
 A sink posts one already-rendered message and, for crash reconciliation, can look
 up whether a message carrying a given idempotency key already exists:
 
-    await sink.post(channel_target, text, embed, reply_to=ThreadRef|None,
-                    idempotency_key=key, title=..., thread_name=..., meta=PostMeta) -> PostResult
-    await sink.find_existing(key, channel_target=..., reply_to=..., meta=...) -> PostResult | None
+    await sink.post(channel_target, text, embed, reply_to=ThreadRef|None, idempotency_key=key,
+                    title=..., thread_name=..., meta=PostMeta, attachment=path|None) -> PostResult
+    await sink.find_existing(key, channel_target=..., reply_to=..., meta=...,
+                             expected=Payload) -> PostResult | None
 
 Threading (``reply_to``) is platform-specific and decided by the sink:
 
@@ -16,8 +17,17 @@ Threading (``reply_to``) is platform-specific and decided by the sink:
   which is what X renders as a thread.
 - Reddit: the root is a submission; every update is a top-level comment on it.
 
-Every message carries the short reference :func:`ref_tag` of its idempotency key
-in its text (footer for embeds); ``find_existing`` scans recent posts for it.
+No message carries an internal identifier (no idempotency key, no event id): what a
+subscriber reads is only the rendered text. A delivery's payload is fixed when it is
+scheduled (rendered once, stored with the delivery), so ``find_existing`` recognises
+the post by its exact content (:class:`Payload`, compared through :func:`same_text`)
+among the account's recent posts in the same place (channel, thread, parent), plus
+whatever the platform itself keeps (Discord returns the send's nonce on a re-send).
+Every position text carries the event's time to the second, so two teasers of two
+trades on the same underlying and direction still differ.
+
+``attachment`` (Discord only): the path of a file to attach (a report page); the other
+sinks ignore it (their text carries the link or says where to find the page).
 
 Errors are reported as :class:`PublishError` with the facts the scheduler needs
 (rate limited + retry-after, permanent, or "ambiguous" = the post may have happened).
@@ -27,20 +37,43 @@ Error texts never contain secrets (library messages are truncated and carry no t
 from __future__ import annotations
 
 import asyncio
+import html
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from prometheus_client import Counter
+
 T = TypeVar("T")
+
+ATTACHMENTS_SKIPPED = Counter("quanticity_report_attachments_skipped_total",
+                              "Report pages posted without their file attached", ["channel", "reason"])
 
 CHANNELS: tuple[str, ...] = ("discord", "x", "reddit")
 TIERS: tuple[str, ...] = ("premium", "basic", "free")
 
 
-def ref_tag(idempotency_key: str) -> str:
-    """The short reference embedded in every message (what reconciliation scans for)."""
-    return f"ref:{idempotency_key[:10]}"
+_URL = re.compile(r"https?://\S+")
+_SPACE = re.compile(r"\s+")
+
+
+def same_text(posted: str | None, expected: str | None) -> bool:
+    """Whether a text read back from a platform is the text we sent.
+
+    Platforms hand back what they stored, not always byte for byte: X escapes ``&<>`` as
+    HTML entities and shortens every link to a t.co URL; trailing spaces and line breaks
+    may be trimmed. Entities are unescaped, every URL counts as one placeholder and runs
+    of whitespace as one space; everything else must match exactly.
+    """
+    if posted is None or expected is None:
+        return False
+
+    def norm(s: str) -> str:
+        return _SPACE.sub(" ", _URL.sub("<url>", html.unescape(s))).strip()
+
+    return norm(posted) == norm(expected)
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +90,15 @@ class PostResult:
     message_id: str
     thread_id: str | None = None  # Discord: the thread the message went into
     reply_to: str | None = None  # the message it is threaded under (None for a root)
+
+
+@dataclass(frozen=True, slots=True)
+class Payload:
+    """What was (or will be) posted for one delivery: how ``find_existing`` recognises it."""
+
+    text: str
+    embed: dict[str, Any] | None = None
+    title: str | None = None  # Reddit submission title
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,13 +146,16 @@ class Sink(ABC):
     @abstractmethod
     async def post(self, channel_target: str, text: str, embed: dict[str, Any] | None = None, *,
                    reply_to: ThreadRef | None = None, idempotency_key: str, title: str | None = None,
-                   thread_name: str | None = None, meta: PostMeta | None = None) -> PostResult:
+                   thread_name: str | None = None, meta: PostMeta | None = None,
+                   attachment: str | None = None) -> PostResult:
         """Post one message; raise :class:`PublishError` on failure."""
 
     @abstractmethod
     async def find_existing(self, idempotency_key: str, *, channel_target: str | None = None,
-                            reply_to: ThreadRef | None = None, meta: PostMeta | None = None) -> PostResult | None:
-        """The already-posted message carrying ``idempotency_key``, or None (raise PublishError if unsure)."""
+                            reply_to: ThreadRef | None = None, meta: PostMeta | None = None,
+                            expected: Payload | None = None) -> PostResult | None:
+        """The already-posted message of this delivery (``expected`` is its payload), or None
+        (raise PublishError if unsure). Without ``expected`` a live sink cannot tell: None."""
 
     async def close(self) -> None:
         """Release connections."""

@@ -9,12 +9,22 @@ Premium messages are embeds.
 
 Exactly-once: every send carries ``nonce=<idempotency key>`` (discord.py always
 adds ``enforce_nonce=True``), so a re-send within Discord's nonce window returns
-the message already created. ``find_existing`` scans the recent messages of the
-channel/thread for the nonce or the ``ref:`` tag embedded in the text/footer.
+the message already created. The nonce is not kept: messages read back later do
+not carry it (Discord keeps it only ephemerally). So ``find_existing`` scans the
+recent messages of the channel/thread for one of the bot's own whose content is
+the delivery's exact payload (text; for an embed its title, description and
+footer) - or whose nonce is the key, where the platform hands one back. No
+internal id is ever shown to subscribers.
+
+Attachments: a report post carries its page as ``files[0]`` (multipart). The
+renderer only hands over a file within ``distribution.report_attach_max_bytes``;
+a file that has disappeared by the time of the post is left off (logged, counted
+in ``quanticity_report_attachments_skipped_total``), the message goes out anyway.
 
 ``DiscordWebhookSink`` (webhook mode): one incoming webhook per tier, no threads
 (updates are top-level messages), no reconciliation (a webhook cannot read the
-channel): at-least-once if the process dies between post and record.
+channel): at-least-once if the process dies between post and record. Attachments
+as in bot mode.
 
 ``discord.http.Route.BASE`` is set from ``DISCORD_API_BASE`` when given (tests,
 proxies); discord.py retries 500/502/504 itself (sleeping 1, 3, 5, 7 s) and
@@ -24,14 +34,25 @@ sleeps short 429s itself; whatever still fails is raised as :class:`PublishError
 from __future__ import annotations
 
 import asyncio
+import io
 import logging
 import re
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 import discord
 
-from bot.publishers.base import PostMeta, PostResult, PublishError, Sink, ThreadRef, ref_tag
+from bot.publishers.base import (
+    ATTACHMENTS_SKIPPED,
+    Payload,
+    PostMeta,
+    PostResult,
+    PublishError,
+    Sink,
+    ThreadRef,
+    same_text,
+)
 
 log = logging.getLogger("quanticity.publishers.discord")
 THREAD_ALREADY_EXISTS = 160004
@@ -87,16 +108,33 @@ def _embed(embed: dict[str, Any]) -> discord.Embed:
     return discord.Embed.from_dict(embed)
 
 
-def _matches(msg: discord.Message, idempotency_key: str) -> bool:
+def _file(path: str | None) -> discord.File | None:
+    """The report page to attach, read now (a retry inside discord.py re-sends the same bytes)."""
+    if not path:
+        return None
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        ATTACHMENTS_SKIPPED.labels("discord", "missing").inc()
+        log.warning("attachment %s unreadable (%s): posted without it", Path(path).name, type(exc).__name__)
+        return None
+    return discord.File(io.BytesIO(data), filename=Path(path).name)
+
+
+def _matches(msg: discord.Message, idempotency_key: str, expected: Payload | None, me: int | None) -> bool:
+    """Is ``msg`` the post of this delivery: its nonce (when Discord returns one), else the bot's
+    own message with exactly the expected content."""
     if msg.nonce is not None and str(msg.nonce) == idempotency_key:
         return True
-    tag = ref_tag(idempotency_key)
-    if tag in (msg.content or ""):
-        return True
-    for e in msg.embeds:
-        if tag in (e.footer.text or "") or tag in (e.description or ""):
-            return True
-    return False
+    if expected is None or (me is not None and msg.author.id != me):
+        return False
+    want = expected.embed
+    if want is None:
+        return same_text(msg.content or "", expected.text)  # (Discord may add link-preview embeds)
+    footer = (want.get("footer") or {}).get("text") or ""
+    return any(same_text(e.title or "", want.get("title") or "")
+               and same_text(e.description or "", want.get("description") or "")
+               and same_text(e.footer.text or "", footer) for e in msg.embeds)
 
 
 class DiscordSink(Sink):
@@ -151,7 +189,8 @@ class DiscordSink(Sink):
 
     async def post(self, channel_target: str, text: str, embed: dict[str, Any] | None = None, *,
                    reply_to: ThreadRef | None = None, idempotency_key: str, title: str | None = None,
-                   thread_name: str | None = None, meta: PostMeta | None = None) -> PostResult:
+                   thread_name: str | None = None, meta: PostMeta | None = None,
+                   attachment: str | None = None) -> PostResult:
         try:
             client = await self.client()
             kwargs: dict[str, Any] = {"nonce": idempotency_key,
@@ -160,6 +199,9 @@ class DiscordSink(Sink):
                 kwargs["embed"] = _embed(embed)
             else:
                 kwargs["content"] = text
+            file = _file(attachment)
+            if file is not None:
+                kwargs["file"] = file
             if reply_to is None:
                 ch = await self._text_channel(channel_target)
                 msg = await ch.send(**kwargs)
@@ -173,7 +215,8 @@ class DiscordSink(Sink):
             raise map_error(exc) from None
 
     async def find_existing(self, idempotency_key: str, *, channel_target: str | None = None,
-                            reply_to: ThreadRef | None = None, meta: PostMeta | None = None) -> PostResult | None:
+                            reply_to: ThreadRef | None = None, meta: PostMeta | None = None,
+                            expected: Payload | None = None) -> PostResult | None:
         if reply_to is not None:
             where = reply_to.thread_id or reply_to.root_id  # a thread has its root message's id
         elif channel_target is not None:
@@ -182,9 +225,10 @@ class DiscordSink(Sink):
             return None
         try:
             client = await self.client()
+            me = client.user.id if client.user is not None else None
             dest = client.get_partial_messageable(int(where))
             async for msg in dest.history(limit=self.scan_limit):
-                if _matches(msg, idempotency_key):
+                if _matches(msg, idempotency_key, expected, me):
                     if reply_to is None:
                         return PostResult(str(msg.id))
                     return PostResult(str(msg.id), thread_id=str(where), reply_to=reply_to.root_id)
@@ -233,7 +277,8 @@ class DiscordWebhookSink(Sink):
 
     async def post(self, channel_target: str, text: str, embed: dict[str, Any] | None = None, *,
                    reply_to: ThreadRef | None = None, idempotency_key: str, title: str | None = None,
-                   thread_name: str | None = None, meta: PostMeta | None = None) -> PostResult:
+                   thread_name: str | None = None, meta: PostMeta | None = None,
+                   attachment: str | None = None) -> PostResult:
         try:
             hook = self._hook(channel_target)
             kwargs: dict[str, Any] = {"wait": True, "allowed_mentions": discord.AllowedMentions.none()}
@@ -241,13 +286,17 @@ class DiscordWebhookSink(Sink):
                 kwargs["embed"] = _embed(embed)
             else:
                 kwargs["content"] = text
+            file = _file(attachment)
+            if file is not None:
+                kwargs["file"] = file
             msg = await hook.send(**kwargs)
             return PostResult(str(msg.id))
         except Exception as exc:  # noqa: BLE001 - every failure becomes a PublishError
             raise map_error(exc) from None
 
     async def find_existing(self, idempotency_key: str, *, channel_target: str | None = None,
-                            reply_to: ThreadRef | None = None, meta: PostMeta | None = None) -> PostResult | None:
+                            reply_to: ThreadRef | None = None, meta: PostMeta | None = None,
+                            expected: Payload | None = None) -> PostResult | None:
         return None  # a webhook cannot list channel messages
 
     async def close(self) -> None:

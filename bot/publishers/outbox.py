@@ -1,7 +1,8 @@
 """The local outbox (demo / dry-run): one JSON line per message in ``<out_dir>/outbox.jsonl``.
 
 Each line has exactly the keys ``channel, tier, ts, correlation_id, message_id,
-reply_to, event, text, embed, title``: ``embed`` is the Discord embed as posted (title,
+reply_to, event, text, embed, title``, plus ``attachment`` (the path of the file a Discord
+report post carries) on the lines that have one: ``embed`` is the Discord embed as posted (title,
 description, fields, footer, color; null for a plain message), ``title`` the Reddit
 submission title (null for everything else, comments included). ``ts`` is the (simulated) delivery time, ISO 8601 with
 the America/New_York offset. Message ids are derived from the delivery's
@@ -20,12 +21,13 @@ import os
 from pathlib import Path
 from typing import Any
 
-from bot.publishers.base import PostMeta, PostResult, PublishError, Sink, ThreadRef
+from bot.publishers.base import Payload, PostMeta, PostResult, PublishError, Sink, ThreadRef
 from core.bus.events import NY
 from core.clock.clock import Clock
 
 OUTBOX_KEYS: tuple[str, ...] = ("channel", "tier", "ts", "correlation_id", "message_id", "reply_to", "event",
                                 "text", "embed", "title")
+OUTBOX_OPTIONAL_KEYS: tuple[str, ...] = ("attachment",)
 OUTBOX_FILE = "outbox.jsonl"
 
 
@@ -69,7 +71,8 @@ class OutboxSink(Sink):
 
     async def post(self, channel_target: str, text: str, embed: dict[str, Any] | None = None, *,
                    reply_to: ThreadRef | None = None, idempotency_key: str, title: str | None = None,
-                   thread_name: str | None = None, meta: PostMeta | None = None) -> PostResult:
+                   thread_name: str | None = None, meta: PostMeta | None = None,
+                   attachment: str | None = None) -> PostResult:
         if meta is None:
             raise PublishError("outbox needs the delivery meta", permanent=True)
         self._repair()
@@ -87,6 +90,8 @@ class OutboxSink(Sink):
             "embed": embed,
             "title": title if meta.channel == "reddit" and parent is None else None,
         }
+        if attachment:
+            line["attachment"] = attachment
         try:
             with self.path.open("a", encoding="utf-8") as fh:
                 fh.write(json.dumps(line, ensure_ascii=False) + "\n")
@@ -99,7 +104,8 @@ class OutboxSink(Sink):
         return PostResult(mid, thread_id=thread_id, reply_to=parent)
 
     async def find_existing(self, idempotency_key: str, *, channel_target: str | None = None,
-                            reply_to: ThreadRef | None = None, meta: PostMeta | None = None) -> PostResult | None:
+                            reply_to: ThreadRef | None = None, meta: PostMeta | None = None,
+                            expected: Payload | None = None) -> PostResult | None:
         self._repair()
         if not self.path.exists():
             return None

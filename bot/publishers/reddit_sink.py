@@ -10,8 +10,15 @@
 - prawcore retries 5xx / connection errors up to twice, POSTs included, which
   duplicates a post whose answer was lost. Those retries are switched off here
   (the scheduler retries after reconciling instead).
-- Exactly-once: every body ends with the ``ref:`` tag of its idempotency key;
-  ``find_existing`` scans the account's recent submissions (roots) or comments.
+- Exactly-once without any internal id in the post: ``find_existing`` scans the
+  account's recent submissions for the delivery's exact title and body (roots), or
+  its recent comments for the exact body under the same submission (updates).
+  Decision: exact content, not an invisible marker such as ``[](#q-<hash>)``. A
+  marker is invisible only where the markdown renderer drops empty links (old
+  Reddit); the new-Reddit rich-text view, the apps, mod tools, e-mail notifications
+  and the API hand the raw markdown to readers, so a hash would still be an internal
+  code that subscribers see. The exact text is unique on its own: a position text
+  carries its event's time to the second, a report post its report and date.
 """
 
 from __future__ import annotations
@@ -26,13 +33,14 @@ from praw.exceptions import RedditAPIException
 from prawcore.sessions import FiniteRetryStrategy
 
 from bot.publishers.base import (
+    Payload,
     PostMeta,
     PostResult,
     PublishError,
     SerialThreadCaller,
     Sink,
     ThreadRef,
-    ref_tag,
+    same_text,
 )
 
 _RATELIMIT = re.compile(r"([0-9]{1,4}) (milliseconds?|seconds?|minutes?)")
@@ -95,6 +103,11 @@ def map_error(exc: BaseException) -> PublishError:
     return PublishError(f"reddit: {type(exc).__name__}", ambiguous=True)
 
 
+def _title(title: str | None) -> str:
+    """The submission title as posted (and so as looked for)."""
+    return (title or "Quanticity")[:300]
+
+
 class RedditSink(Sink):
     channel = "reddit"
 
@@ -125,7 +138,7 @@ class RedditSink(Sink):
 
     def _post_sync(self, target: str, title: str, text: str, root: str | None) -> PostResult:
         if root is None:
-            sub = self.reddit.subreddit(target).submit(title=title[:300], selftext=text)
+            sub = self.reddit.subreddit(target).submit(title=_title(title), selftext=text)
             return PostResult(sub.fullname)
         parent = self.reddit.submission(id=root.removeprefix("t3_"))
         comment = parent.reply(body=text)
@@ -135,29 +148,34 @@ class RedditSink(Sink):
 
     async def post(self, channel_target: str, text: str, embed: dict[str, Any] | None = None, *,
                    reply_to: ThreadRef | None = None, idempotency_key: str, title: str | None = None,
-                   thread_name: str | None = None, meta: PostMeta | None = None) -> PostResult:
+                   thread_name: str | None = None, meta: PostMeta | None = None,
+                   attachment: str | None = None) -> PostResult:
         root = reply_to.root_id if reply_to is not None else None
         try:
-            return await self._call(self._post_sync, channel_target, title or "Quanticity", text, root)
+            return await self._call(self._post_sync, channel_target, title, text, root)
         except Exception as exc:  # noqa: BLE001
             raise map_error(exc) from None
 
-    def _find_sync(self, tag: str, root: str | None) -> PostResult | None:
+    def _find_sync(self, expected: Payload, root: str | None) -> PostResult | None:
         me = self.reddit.redditor(self.username)
         if root is None:
+            title = _title(expected.title)
             for s in me.submissions.new(limit=self.scan_limit):
-                if tag in (s.selftext or ""):
+                if same_text(s.title, title) and same_text(s.selftext or "", expected.text):
                     return PostResult(s.fullname)
             return None
         for c in me.comments.new(limit=self.scan_limit):
-            if tag in (c.body or ""):
+            if c.parent_id == root and same_text(c.body or "", expected.text):
                 return PostResult(c.fullname, reply_to=root)
         return None
 
     async def find_existing(self, idempotency_key: str, *, channel_target: str | None = None,
-                            reply_to: ThreadRef | None = None, meta: PostMeta | None = None) -> PostResult | None:
+                            reply_to: ThreadRef | None = None, meta: PostMeta | None = None,
+                            expected: Payload | None = None) -> PostResult | None:
+        if expected is None:
+            return None  # nothing to recognise it by
         root = reply_to.root_id if reply_to is not None else None
         try:
-            return await self._call(self._find_sync, ref_tag(idempotency_key), root)
+            return await self._call(self._find_sync, expected, root)
         except Exception as exc:  # noqa: BLE001
             raise map_error(exc) from None

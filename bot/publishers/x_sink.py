@@ -9,10 +9,13 @@
   gives every request a timeout (tweepy sets none).
 - Threads: each update replies to the LAST tweet of the chain (X shows a thread as
   a chain of self-replies), ``ThreadRef.last_id``.
-- Exactly-once: every tweet ends with the ``ref:`` tag of its idempotency key, which
-  also keeps two identical teasers from tripping X's duplicate-content rule. A 403
-  "duplicate content" on a re-send means the tweet exists: it is looked up.
-  ``find_existing`` scans the account's recent tweets (``GET /2/users/:id/tweets``).
+- Exactly-once without any internal id in the text: ``find_existing`` scans the
+  account's recent tweets (``GET /2/users/:id/tweets``) for the exact text of the
+  delivery (:func:`same_text`: X hands back ``&amp;`` and t.co links) replying to the
+  same parent (none for a root). X refuses a status identical to a recent one (403
+  "duplicate content"): on a post that answer means it is already there, and it is
+  looked up the same way. Two teasers of two trades never share a text: each carries
+  its event's time to the second (see the templates).
 """
 
 from __future__ import annotations
@@ -26,13 +29,14 @@ from requests.adapters import HTTPAdapter
 from requests.utils import should_bypass_proxies, urlparse
 
 from bot.publishers.base import (
+    Payload,
     PostMeta,
     PostResult,
     PublishError,
     SerialThreadCaller,
     Sink,
     ThreadRef,
-    ref_tag,
+    same_text,
 )
 
 X_API_HOST = "https://api.twitter.com"
@@ -95,6 +99,11 @@ def map_error(exc: BaseException) -> PublishError:
     return PublishError(f"x: {type(exc).__name__}", ambiguous=True)
 
 
+def _parent(reply_to: ThreadRef | None) -> str | None:
+    """The tweet an update replies to: the chain's last one (None for a root)."""
+    return (reply_to.last_id or reply_to.root_id) if reply_to is not None else None
+
+
 class XSink(Sink):
     channel = "x"
 
@@ -117,38 +126,42 @@ class XSink(Sink):
 
     async def post(self, channel_target: str, text: str, embed: dict[str, Any] | None = None, *,
                    reply_to: ThreadRef | None = None, idempotency_key: str, title: str | None = None,
-                   thread_name: str | None = None, meta: PostMeta | None = None) -> PostResult:
-        parent = (reply_to.last_id or reply_to.root_id) if reply_to is not None else None
+                   thread_name: str | None = None, meta: PostMeta | None = None,
+                   attachment: str | None = None) -> PostResult:
+        parent = _parent(reply_to)
         try:
             return await self._call(self._post_sync, text, parent)
         except tweepy.Forbidden as exc:
-            if DUPLICATE in str(exc).lower():  # our text is unique (ref tag): it is already posted
-                found = await self.find_existing(idempotency_key, reply_to=reply_to)
+            if DUPLICATE in str(exc).lower():  # X refuses a repeat of a recent status: ours is already there
+                found = await self.find_existing(idempotency_key, reply_to=reply_to, expected=Payload(text))
                 if found is not None:
                     return found
             raise map_error(exc) from None
         except Exception as exc:  # noqa: BLE001
             raise map_error(exc) from None
 
-    def _find_sync(self, tag: str) -> PostResult | None:
+    def _find_sync(self, text: str, parent: str | None) -> PostResult | None:
         if self._user_id is None:
             me = self.client.get_me(user_auth=True)
             self._user_id = str(me.data["id"])
         resp = self.client.get_users_tweets(self._user_id, max_results=self.scan_limit, user_auth=True,
                                             tweet_fields=["referenced_tweets"])
-        for tweet in resp.data or []:
-            if tag in (tweet.text or ""):
-                parent = None
-                for ref in tweet.referenced_tweets or []:
-                    if getattr(ref, "type", None) == "replied_to":
-                        parent = str(ref.id)
-                return PostResult(str(tweet.id), reply_to=parent)
+        for tweet in resp.data or []:  # newest first
+            replied_to = None
+            for ref in tweet.referenced_tweets or []:
+                if getattr(ref, "type", None) == "replied_to":
+                    replied_to = str(ref.id)
+            if replied_to == parent and same_text(tweet.text, text):
+                return PostResult(str(tweet.id), reply_to=replied_to)
         return None
 
     async def find_existing(self, idempotency_key: str, *, channel_target: str | None = None,
-                            reply_to: ThreadRef | None = None, meta: PostMeta | None = None) -> PostResult | None:
+                            reply_to: ThreadRef | None = None, meta: PostMeta | None = None,
+                            expected: Payload | None = None) -> PostResult | None:
+        if expected is None:
+            return None  # nothing to recognise it by
         try:
-            return await self._call(self._find_sync, ref_tag(idempotency_key))
+            return await self._call(self._find_sync, expected.text, _parent(reply_to))
         except Exception as exc:  # noqa: BLE001
             raise map_error(exc) from None
 

@@ -237,8 +237,13 @@ class DistributionSettings(_Strict):
     reconcile_scan_limit: int = Field(default=100, ge=5, le=100)
     # free-tier result teasers show the % return (never a price, strike or size)
     free_result_pct: bool = True
-    # public URL prefix of report files (the post links <prefix>/<file name>); None = name the file only
+    # public URL prefix of report files (posts link <prefix>/<file name>); None = no link (a bare file
+    # name is never posted): Discord posts carry the page as an attachment, X / Reddit say report_where
     report_base_url: str | None = None
+    # where the public teasers (X, Reddit) say the report is when there is no report_base_url
+    report_where: str = Field(default="in the free channel of our Discord", min_length=1, max_length=200)
+    # largest report page attached to a Discord post (bytes); a larger one goes out without it
+    report_attach_max_bytes: int = Field(default=8 * 1024 * 1024, ge=1, le=25 * 1024 * 1024)
     # how long delivery records (status, message id) are kept after completion (s)
     record_ttl_s: int = Field(default=30 * 86400, ge=3600)
     # chains (trade x channel x tier) sent in parallel on the wall clock (a SimClock is always sequential)

@@ -91,8 +91,9 @@ def test_one_correlation_id_follows_a_trade(day):
 
 def test_outbox_tiers_are_delayed_exactly_and_replies_nest(day):
     outbox = _lines(day["_out"] / "outbox.jsonl")
-    assert all(set(m) >= {"channel", "tier", "ts", "correlation_id", "message_id", "reply_to", "event", "text",
-                          "embed", "title"} for m in outbox)
+    keys = {"channel", "tier", "ts", "correlation_id", "message_id", "reply_to", "event", "text", "embed", "title"}
+    assert all(set(m) - {"attachment"} == keys for m in outbox)
+    assert all(m["event"] == "report" and m["channel"] == "discord" for m in outbox if "attachment" in m)
     ids = {m["message_id"] for m in outbox}
     assert all(m["reply_to"] in ids for m in outbox if m["reply_to"])
     for m in (m for m in outbox if m["event"] == "entry" and m["channel"] == "discord" and m["tier"] == "premium"):

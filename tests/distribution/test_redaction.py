@@ -10,8 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot.distribution.render import ROUTES, Renderer, money, signed_money
-from bot.publishers.base import ref_tag
+from bot.distribution.render import ROUTES, Renderer, event_stamp, money, signed_money
 from core.bus.events import PositionEvent
 
 IDEM = "0123456789abcdef01234567"
@@ -67,7 +66,7 @@ def check(ev: PositionEvent, marker: str, entry_qty: int | None) -> None:
     for channel, tier in ROUTES[ev.kind]:
         r = RENDERER.position(ev, channel, tier, IDEM, entry_qty)
         public = "\n".join(x for x in (r.text, r.title or "", r.thread_name or "") if x)
-        assert ref_tag(IDEM) in r.text
+        assert r.text.endswith(event_stamp(ev)) or f"· {event_stamp(ev)}" in r.text  # the event time, no id
         if tier == "premium":
             assert r.embed is not None
             assert "@everyone" not in r.text and "\n**Size" not in r.text  # outside text cannot add lines/pings
@@ -88,7 +87,7 @@ def check(ev: PositionEvent, marker: str, entry_qty: int | None) -> None:
             assert s not in public, (tier, s, public)
         if (channel, tier) in FREE_ROUTES:
             assert "$" not in public
-            rest = public.replace(ref_tag(IDEM), "")
+            rest = public.replace(event_stamp(ev), "")
             rest = re.sub(r"[+-]\d+%", "", rest)  # the whole-number % result is allowed (documented)
             assert not re.search(r"\d", rest), (channel, rest)  # no strike, price, expiry or size
         if channel == "x":

@@ -11,7 +11,11 @@ Covered endpoints (all answer ``Content-Type: application/json`` exactly):
 - ``POST /channels/{id}/messages``  JSON or multipart (``payload_json``), honours
   ``nonce`` + ``enforce_nonce`` (a repeated nonce from the same author returns the
   existing message, as Discord does), validates length limits
-- ``GET  /channels/{id}/messages?limit&before&after&around``  newest first
+- ``GET  /channels/{id}/messages?limit&before&after&around``  newest first; as on
+  Discord, messages read back carry no ``nonce`` (it is kept only ephemerally: it is
+  in the create answer, and a re-send inside the window returns the message)
+- attachments (``files[n]``) over :attr:`FakeDiscord.max_file_bytes` (10 MiB, a
+  server without boosts) -> 413 ``Request entity too large`` (code 40005)
 - ``GET|PATCH|DELETE /channels/{id}/messages/{mid}``
 - ``POST /channels/{id}/messages/{mid}/threads``  -> type 11 thread, id == message id
 - ``POST /webhooks/{id}/{token}?wait=&thread_id=``  (204 without ``wait``)
@@ -169,6 +173,7 @@ class FakeDiscord(FakeLifecycle):
     """Stateful fake of the Discord REST API on its own thread/loop (127.0.0.1:0)."""
 
     BOT_USER_ID = 1100000000000000001
+    max_file_bytes = 10 * 1024 * 1024
     APPLICATION_ID = 1100000000000000002
     OWNER_USER_ID = 1100000000000000003
 
@@ -256,6 +261,11 @@ class FakeDiscord(FakeLifecycle):
                 "name": name,
             }
         return webhook_url(webhook_id, token)
+
+    def forget_nonces(self) -> None:
+        """As if Discord's nonce window had passed: a re-send with an old nonce creates a new message."""
+        with self._lock:
+            self._nonces.clear()
 
     def messages(self, channel_id: int) -> list[dict[str, Any]]:
         """Messages of a channel or thread, oldest first (deep copies)."""
@@ -549,7 +559,7 @@ class FakeDiscord(FakeLifecycle):
                 found = self._find_message(hit[2])
                 if found is not None:
                     return _json(found[1])
-        invalid = _validate_message(payload, rec.files)
+        invalid = _validate_message(payload, rec.files) or self._too_large(rec.files)
         if invalid is not None:
             return invalid
         msg = self._create_message(int(ch["id"]), payload, rec.files, author)
@@ -617,6 +627,11 @@ class FakeDiscord(FakeLifecycle):
         self._messages.setdefault(channel_id, []).append(msg)
         return copy.deepcopy(msg)
 
+    def _too_large(self, files: list[dict[str, Any]]) -> web.Response | None:
+        if any(len(f["data"]) > self.max_file_bytes for f in files):
+            return _error(413, "Request entity too large", 40005)
+        return None
+
     def _h_get_messages(self, request: web.Request, rec: RecordedRequest) -> web.Response:
         ch = self._channel_of(request)
         if ch is None:
@@ -640,7 +655,7 @@ class FakeDiscord(FakeLifecycle):
             older = [m for m in newest_first if int(m["id"]) <= pivot][: (limit + 1) // 2]
             newer = [m for m in newest_first if int(m["id"]) > pivot][-(limit // 2) :] if limit // 2 else []
             newest_first = newer + older
-        return _json(newest_first[:limit])
+        return _json([_read_back(m) for m in newest_first[:limit]])
 
     def _h_get_message(self, request: web.Request, rec: RecordedRequest) -> web.Response:
         ch = self._channel_of(request)
@@ -649,7 +664,7 @@ class FakeDiscord(FakeLifecycle):
         mid = int(request.match_info["message_id"])
         for m in self._messages.get(int(ch["id"]), []):
             if int(m["id"]) == mid:
-                return _json(m)
+                return _json(_read_back(m))
         return _error(404, "Unknown Message", 10008)
 
     def _h_edit_message(self, request: web.Request, rec: RecordedRequest) -> web.Response:
@@ -743,7 +758,7 @@ class FakeDiscord(FakeLifecycle):
                 return _error(400, "Unknown Channel", 10003)
             target = int(thread_id)
         payload = rec.json if isinstance(rec.json, dict) else {}
-        invalid = _validate_message(payload, rec.files)
+        invalid = _validate_message(payload, rec.files) or self._too_large(rec.files)
         if invalid is not None:
             return invalid
         author = {
@@ -760,6 +775,11 @@ class FakeDiscord(FakeLifecycle):
 
 
 # --------------------------------------------------------------------------- helpers
+def _read_back(msg: dict[str, Any]) -> dict[str, Any]:
+    """A stored message as a later read returns it: without the send's nonce."""
+    return {k: v for k, v in msg.items() if k != "nonce"}
+
+
 def _validate_message(payload: dict[str, Any], files: list[dict[str, Any]]) -> web.Response | None:
     content = payload.get("content") or ""
     embeds = payload.get("embeds") or []

@@ -17,7 +17,7 @@ from urllib.parse import quote
 import pytest
 import structlog
 
-from bot.publishers.base import ref_tag
+from bot.publishers.base import Payload
 from bot.publishers.x_sink import XSink
 from core.config.secrets import load_secrets
 from core.runtime import logging_setup
@@ -186,14 +186,14 @@ async def test_real_x_client_at_debug_is_redacted(captured: io.StringIO) -> None
                      access_token_secret=secrets.x_access_token_secret.get_secret_value(),  # type: ignore[union-attr]
                      api_base=fake.base_url)
         try:
-            await sink.post("timeline", f"quiet {ref_tag('aa' * 16)}", idempotency_key="aa" * 16)
+            await sink.post("timeline", "quiet", idempotency_key="aa" * 16)
             assert "oauthlib" not in captured.getvalue()  # quiet by default: nothing from the signer
 
             _force_debug()
             logging.getLogger().handlers.insert(0, raw_handler)  # runs before our filter
             logging.getLogger("quanticity.x").info("posting at debug")
-            first = await sink.post("timeline", f"loud {ref_tag('bb' * 16)}", idempotency_key="bb" * 16)
-            found = await sink.find_existing("bb" * 16)
+            first = await sink.post("timeline", "loud", idempotency_key="bb" * 16)
+            found = await sink.find_existing("bb" * 16, expected=Payload("loud"))
             assert found is not None and found.message_id == first.message_id
         finally:
             logging.getLogger().removeHandler(raw_handler)

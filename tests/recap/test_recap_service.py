@@ -94,10 +94,11 @@ async def test_recap_is_held_for_approval_then_published_by_tier(bus, tmp_path, 
     assert sorted((m["channel"], m["tier"]) for m in posts) == [
         ("discord", "basic"), ("discord", "free"), ("discord", "premium"), ("reddit", "free"), ("x", "free")]
     by_tier = {(m["channel"], m["tier"]): m for m in posts}
-    # each tier links its own file, and the post names the month, not the day it went out
-    assert "2026-11-monthly-basic.html" in by_tier[("discord", "basic")]["text"]
-    assert "2026-11-monthly-free.html" in by_tier[("x", "free")]["text"]
-    assert "2026-11-monthly-premium.html" in by_tier[("discord", "premium")]["text"]
+    # each tier gets its own page (attached on Discord; the public teasers say where it is, never a
+    # bare file name), and the post names the month, not the day it went out
+    for tier in ("premium", "basic", "free"):
+        assert Path(by_tier[("discord", tier)]["attachment"]).name == f"2026-11-monthly-{tier}.html"
+    assert all(".html" not in m["text"] and "attachment" not in m for m in posts if m["channel"] != "discord")
     assert all("November 2026" in m["text"] for m in posts if m["channel"] != "reddit")  # reddit: in its title
     assert "monthly recap (free edition)" in by_tier[("reddit", "free")]["text"]
     assert not [m for m in posts if "premium" in m["text"] and m["tier"] != "premium"]
