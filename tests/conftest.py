@@ -30,7 +30,7 @@ async def redis_client():
     client = aioredis.Redis.from_url(REDIS_URL, decode_responses=True)
     try:
         await client.ping()
-    except Exception as exc:  # pragma: no cover - CI always has Redis
+    except (aioredis.RedisError, OSError) as exc:  # pragma: no cover - CI always has Redis
         pytest.fail(f"tests need the real Redis at {REDIS_URL}: {exc}")
     yield client
     await client.aclose()

@@ -44,9 +44,9 @@ class ApprovalService(Service):
                    "verdict": v.decision, "explanation": v.summary, "concerns": v.concerns,
                    "ai_status": str(v.ai.get("status", "")), "premium_at_risk": v.premium_at_risk,
                    "risk_pct": v.risk_pct}
-        common = dict(correlation_id=v.correlation_id, signal=sig, policy=policy, verdict=v.decision,
-                      explanation=v.summary, concerns=v.concerns, ai_status=payload["ai_status"],
-                      premium_at_risk=v.premium_at_risk, risk_pct=v.risk_pct)
+        common = {"correlation_id": v.correlation_id, "signal": sig, "policy": policy, "verdict": v.decision,
+                      "explanation": v.summary, "concerns": v.concerns, "ai_status": payload["ai_status"],
+                      "premium_at_risk": v.premium_at_risk, "risk_pct": v.risk_pct}
         if auto_decides(policy, v.decision, v.risk_pct, self.settings.approval.auto_if_max_risk_pct):
             close_card(tx, f"sig:{sig.id}", "signal", "approved", f"policy:{policy}", payload)
             tx.emit(ApprovalEvent, decision="approved", qty=sig.qty, decided_by=f"policy:{policy}", **common)
@@ -62,8 +62,8 @@ class ApprovalService(Service):
         auto = (not s.reports.require_approval) or (s.mode == "demo" and s.demo.approve_reports)
         payload = {"kind": r.kind, "path": r.path, "summary": r.summary, "paths": r.paths,
                    "correlation_id": r.correlation_id}
-        fields = dict(correlation_id=r.correlation_id, kind=r.kind, path=r.path, summary=r.summary,
-                      report_id=r.report_id, paths=r.paths)
+        fields = {"correlation_id": r.correlation_id, "kind": r.kind, "path": r.path, "summary": r.summary,
+                      "report_id": r.report_id, "paths": r.paths}
         if auto:
             close_card(tx, f"rep:{r.report_id}", "report", "approved", "policy:auto", payload)
             tx.emit(ReportEvent, status="approved", by="policy:auto", **fields)

@@ -116,7 +116,9 @@ def test_id_entries_are_recognised() -> None:
 
 
 async def test_what_the_distributor_posts_shows_no_internal_id(bus, tmp_path: Path) -> None:
-    ctx = make_context(bus, out_dir=str(tmp_path), distribution={"sink": "outbox"})
+    # every stop move posts (no coalescing), so every route of every kind is checked
+    ctx = make_context(bus, out_dir=str(tmp_path), distribution={
+        "sink": "outbox", "stop_updates": {"min_interval_s": 0, "min_move_pct": 0}})
     svc = DistributorService(ctx)
     await svc.start()
     consumer = consumer_for(svc)

@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import os
-import sys
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-
 
 for _var in ("NO_PROXY", "no_proxy"):
     _have = [h for h in os.environ.get(_var, "").split(",") if h.strip()]
