@@ -39,12 +39,12 @@ from bot.distribution.render import (
     Rendered,
     Renderer,
     basic_view,
-    expiry_str,
     free_view,
     report_view,
 )
 from bot.publishers.base import ref_tag
 from core.bus.events import PositionEvent, ReportEvent
+from core.format.numbers import expiry as expiry_str
 from core.runtime.consumers import consumer_for
 from tests.helpers import make_context
 
