@@ -10,9 +10,9 @@ from hypothesis import strategies as st
 from ov_helpers import NOW, audits, secrets, signal
 
 from core.config.loader import load_settings
+from core.format.numbers import money, option_price, trim
 from overseer.narratives import Narrator, check_text, numbers_ok, template_trade_explanation, trade_facts
 from overseer.narratives.guard import allowed_numbers, numbers_in_text
-from core.format.numbers import money, option_price, trim
 
 SETTINGS = load_settings(environ={})
 DATA = {"open": 3, "premium_open": 2450.5, "vpin": 0.42, "asof": "2026-11-20T15:00:00+00:00", "symbol": "SPY"}
