@@ -15,42 +15,21 @@ Commentary appears on premium pages only.
 from __future__ import annotations
 
 import logging
-import math
 from typing import Any
 
+from core.format import numbers
 from reports.data import FlowSummary, Levels, ReportData, SymbolMarket
-from reports.words import plural
 
 log = logging.getLogger("quanticity.reports.commentary")
 
 
-def _p(x: float | None) -> str:
-    return "n/a" if x is None or not math.isfinite(x) else f"{x:,.2f}"
-
-
-def _k(x: float | None) -> str:
-    return "n/a" if x is None or not math.isfinite(x) else f"{x:g}"
-
-
-def _pct(x: float | None) -> str:
-    return "n/a" if x is None or not math.isfinite(x) else f"{x:+.2f}%"
-
-
-def _money(x: float | None) -> str:
-    if x is None or not math.isfinite(x):
-        return "n/a"
-    return f"{'-' if x < 0 else '+'}${abs(x):,.2f}"
-
-
-def _big(x: float | None) -> str:
-    """Dollar amounts of flow: ``$5.50M``, ``-$120K``."""
-    if x is None or not math.isfinite(x):
-        return "n/a"
-    a = abs(x)
-    for div, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "K")):
-        if a >= div:
-            return f"{'-' if x < 0 else ''}${a / div:,.2f}{suffix}"
-    return f"{'-' if x < 0 else ''}${a:,.0f}"
+# the shared formatters (core.format.numbers), as the report pages and the posts show them
+_p = numbers.price
+_k = numbers.strike
+_pct = numbers.pct
+_money = numbers.signed_money
+_big = numbers.compact_money
+_n = numbers.plural
 
 
 # ------------------------------------------------------------------ deterministic texts
@@ -83,7 +62,7 @@ def trades_text(data: ReportData) -> str:
     t = data.totals
     if not data.trades:
         return ""
-    s = (f"{plural(t.trades_opened, 'trade')} opened and {t.trades_closed} closed ({t.wins} won, {t.losses} lost), "
+    s = (f"{_n(t.trades_opened, 'trade')} opened and {t.trades_closed} closed ({t.wins} won, {t.losses} lost), "
          f"realized {_money(t.realized_pnl)}.")
     if t.best is not None and t.worst is not None and t.trades_closed > 1:
         s += f" Best {_money(t.best)}, worst {_money(t.worst)}."
@@ -93,7 +72,7 @@ def trades_text(data: ReportData) -> str:
 def positions_text(data: ReportData) -> str:
     if not data.open_positions:
         return ""
-    return (f"{plural(len(data.open_positions), 'position')} open with {_money(data.account.premium_open).lstrip('+')} "
+    return (f"{_n(len(data.open_positions), 'position')} open with {numbers.money(data.account.premium_open)} "
             f"of premium at work; unrealized {_money(data.account.unrealized)}.")
 
 
@@ -101,21 +80,21 @@ def flow_text(flow: list[FlowSummary]) -> str:
     if not flow:
         return ""
     return " ".join(f"{f.symbol} flow {f.bias}: net call premium {_big(f.net_call_premium)}, net put premium "
-                    f"{_big(f.net_put_premium)}, {plural(f.sweeps, 'sweep')}." for f in flow[:3])
+                    f"{_big(f.net_put_premium)}, {_n(f.sweeps, 'sweep')}." for f in flow[:3])
 
 
 def daily_text(data: ReportData) -> str:
     t = data.totals
     s = f"{data.primary_symbol or 'The market'} closed {data.direction}. " if data.direction != "unknown" else ""
     if t.trades_closed or t.trades_opened:
-        s += (f"{plural(t.trades_closed, 'trade')} closed ({t.wins} won, {t.losses} lost) for {_money(t.realized_pnl)} "
-              f"realized; {plural(t.open_positions, 'position')} carried.")
+        s += (f"{_n(t.trades_closed, 'trade')} closed ({t.wins} won, {t.losses} lost) for {_money(t.realized_pnl)} "
+              f"realized; {_n(t.open_positions, 'position')} carried.")
     else:
         s += "No trades today."
     if data.halted:
         s += " Trading is halted."
     elif t.alerts_raised:
-        s += f" {plural(t.alerts_raised, 'alert')} raised, {t.alerts_active} still active."
+        s += f" {_n(t.alerts_raised, 'alert')} raised, {t.alerts_active} still active."
     return s.strip()
 
 

@@ -69,8 +69,11 @@ from core.bus.keys import Keys
 from core.clock.calendar import NY, NyseCalendar
 from core.config.model import Settings
 from core.control.halt import read_halt
+from core.format.numbers import contract_label
 from core.ledger import queries as lq
 from core.ledger.reader import LedgerReader
+from core.pnl import closed_trades, day_realized, open_pnl
+from core.pnl import return_pct as trade_return_pct
 from core.runtime.metrics import REJECTED
 from core.state.account import open_positions, read_account
 from reports.premarket import PremarketInfo, chain_positioning, premarket_info
@@ -106,11 +109,8 @@ def _finite(x: object) -> float | None:
 
 
 def _contract(symbol: str, expiry: str, strike: float, right: str) -> str:
-    """``SPY 2026-11-20 590C`` (expiry normalized to ISO when given as YYYYMMDD)."""
-    exp = expiry
-    if len(exp) == 8 and exp.isdigit():
-        exp = f"{exp[:4]}-{exp[4:6]}-{exp[6:]}"
-    return f"{symbol} {exp} {strike:g}{right}"
+    """``SPY 11/20/26 590C``: the one contract label (``core.format.numbers``), as the posts write it."""
+    return contract_label(symbol, expiry, strike, right)
 
 
 def direction_of(change_pct: float | None) -> str:
@@ -253,7 +253,7 @@ class Trade(_M):
     exit_price: float | None = None  # average exit fill
     exit_time: str = ""
     realized_pnl: float = 0.0       # cumulative for the position, after commissions
-    return_pct: float | None = None  # average exit vs entry fill
+    return_pct: float | None = None  # closed: realized P&L / entry cost of the position (core.pnl)
     outcome: str = "open"           # win | loss | flat | open
     stop: float | None = None
     targets: list[float] = Field(default_factory=list)
@@ -293,9 +293,9 @@ class AlertRow(_M):
 
 class AccountInfo(_M):
     account_value: float
-    realized_today: float
-    unrealized: float
-    daily_pnl: float
+    realized_today: float   # trades closed on the report's day (core.pnl), = totals.realized_pnl
+    unrealized: float       # open positions: booked so far (entry commissions, partial exits) + marks
+    daily_pnl: float        # realized_today + unrealized
     equity: float
     drawdown_pct: float
     premium_open: float
@@ -689,7 +689,9 @@ def build_signals(signals: list[SignalEvent], verdicts: list[VerdictEvent],
 
 
 def build_trades(events: list[PositionEvent]) -> tuple[list[Trade], list[tuple[int, float]]]:
-    """Trades (one per position seen in the window, first-seen order) and realized P&L increments."""
+    """Trades (one per position seen in the window, first-seen order) and realized P&L increments:
+    a trade's realized P&L at its close (``core.pnl``: entry commissions and partial exits of a
+    position still open count when it closes)."""
     trades: dict[str, Trade] = {}
     last_realized: dict[str, float] = {}
     bought: dict[str, int] = {}
@@ -721,20 +723,21 @@ def build_trades(events: list[PositionEvent]) -> tuple[list[Trade], list[tuple[i
             t.targets = list(ev.targets)
         if ev.kind == "closed":
             t.status = "closed"
-        inc = ev.realized_pnl - last_realized.get(ev.position_id, 0.0)
-        last_realized[ev.position_id] = ev.realized_pnl
         t.realized_pnl = round(ev.realized_pnl, 2)
-        if abs(inc) > 1e-9:
-            increments.append((ev.ts, inc))
+        if ev.kind == "closed":  # the trade's P&L lands at its close (a repeated close replaces the first)
+            inc = ev.realized_pnl - last_realized.get(ev.position_id, 0.0)
+            last_realized[ev.position_id] = ev.realized_pnl
+            if abs(inc) > 1e-9:
+                increments.append((ev.ts, inc))
     for pid, t in trades.items():
         sold = sum(x.qty for x in t.exits)
         t.qty = bought.get(pid, 0) or (sold + t.qty_open)
         if t.exits and sold > 0:
             t.exit_price = round(sum(x.qty * x.price for x in t.exits) / sold, 4)
             t.exit_time = t.exits[-1].time
-            if t.entry_price > 0:
-                t.return_pct = round((t.exit_price / t.entry_price - 1.0) * 100.0, 2)
         if t.status == "closed":
+            ret = trade_return_pct(t.realized_pnl, t.entry_price, t.qty)  # after commissions, whole position
+            t.return_pct = round(ret, 2) if ret is not None else None
             t.outcome = "win" if t.realized_pnl > 0 else "loss" if t.realized_pnl < 0 else "flat"
     return list(trades.values()), increments
 
@@ -744,8 +747,8 @@ def build_strategies(trades: list[Trade]) -> list[StrategyStats]:
     for t in trades:
         s = acc.setdefault(t.strategy, StrategyStats(strategy=t.strategy))
         s.opened += 1 if t.entry_ts is not None else 0
-        s.realized_pnl += t.realized_pnl
-        if t.status == "closed":
+        if t.status == "closed":  # realized at close only (core.pnl)
+            s.realized_pnl += t.realized_pnl
             s.closed += 1
             s.wins += t.outcome == "win"
             s.losses += t.outcome == "loss"
@@ -910,10 +913,14 @@ async def gather(redis: aioredis.Redis, keys: Keys, settings: Settings, cal: Nys
     alerts, active = build_alerts([e for e in await scan(redis, stream(AlertEvent), start_ms, now_ms, (AlertEvent,))
                                    if isinstance(e, AlertEvent)])
     acct = await read_account(redis, keys, settings, now)
-    opens = build_open_positions(await open_positions(redis, keys))
+    raw_opens = await open_positions(redis, keys)
+    opens = build_open_positions(raw_opens)
     halt = await read_halt(redis, keys)
 
     closed = [t for t in trades if t.status == "closed"]
+    # the day's P&L (core.pnl): trades closed on the report's day; open = open positions' booked + marks
+    realized = day_realized(closed_trades(pos_events), day)
+    held = open_pnl((_finite(p.get("realized_pnl")) or 0.0 for p in raw_opens), acct.unrealized)
     wins = sum(1 for t in closed if t.outcome == "win")
     losses = sum(1 for t in closed if t.outcome == "loss")
     totals = Totals(
@@ -924,7 +931,7 @@ async def gather(redis: aioredis.Redis, keys: Keys, settings: Settings, cal: Nys
         trades_opened=sum(1 for t in trades if t.entry_ts is not None), trades_closed=len(closed), wins=wins,
         losses=losses, flat=len(closed) - wins - losses,
         win_rate_pct=round(wins / (wins + losses) * 100.0, 1) if wins + losses else None,
-        realized_pnl=round(sum(inc for _ts, inc in increments), 2),
+        realized_pnl=realized,
         best=max((t.realized_pnl for t in closed), default=None),
         worst=min((t.realized_pnl for t in closed), default=None),
         open_positions=len(opens), alerts_raised=sum(1 for a in alerts if a.state == "raised"),
@@ -939,9 +946,10 @@ async def gather(redis: aioredis.Redis, keys: Keys, settings: Settings, cal: Nys
         markets=markets, levels=levels, flow=flow, signals=signals, fills=fills, trades=trades,
         strategies=build_strategies(trades), pnl_times=pnl_times, pnl_values=pnl_values, open_positions=opens,
         alerts=alerts,
-        account=AccountInfo(account_value=acct.account_value, realized_today=round(acct.realized_today, 2),
-                            unrealized=round(acct.unrealized, 2), daily_pnl=round(acct.daily_pnl, 2),
-                            equity=round(acct.equity, 2), drawdown_pct=round(acct.drawdown_pct, 2),
+        account=AccountInfo(account_value=acct.account_value, realized_today=realized, unrealized=held,
+                            daily_pnl=round(realized + held, 2),
+                            equity=round(acct.account_value + realized + held, 2),
+                            drawdown_pct=round(acct.drawdown_pct, 2),
                             premium_open=round(acct.premium_open, 2)),
         halted=halt.halted, totals=totals,
         periods=await ledger_periods(ledger, day) if kind == "close" and ledger is not None else None,

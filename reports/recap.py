@@ -33,6 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Connection
 
 from core.clock.calendar import NY, NyseCalendar
+from core.format import numbers
 from core.ledger.queries import ClosedTrade, Scorecard, closed_trades, scorecards
 
 KIND: Literal["monthly"] = "monthly"
@@ -144,10 +145,7 @@ def score_row(name: str, sc: Scorecard, account_value: float) -> ScoreRow:
 
 
 def contract_label(t: ClosedTrade) -> str:
-    exp = t.expiry
-    if len(exp) == 8 and exp.isdigit():
-        exp = f"{exp[:4]}-{exp[4:6]}-{exp[6:]}"
-    return f"{t.symbol} {exp} {t.strike:g}{t.right}"
+    return numbers.contract_label(t.symbol, t.expiry, t.strike, t.right)  # SPY 11/20/26 590C, as every surface
 
 
 def _ny(ms: int) -> str:

@@ -22,7 +22,6 @@ posted anywhere.
 
 from __future__ import annotations
 
-import math
 import os
 from datetime import date
 from functools import lru_cache
@@ -32,9 +31,10 @@ from typing import Any, Literal
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
 
+from core.format import numbers
+from core.format.jinja import register as register_number_filters
 from reports import charts
 from reports.data import ReportData, ny_label
-from reports.words import noun, plural
 
 Tier = Literal["premium", "basic", "free"]
 TIERS: tuple[Tier, ...] = ("premium", "basic", "free")
@@ -44,60 +44,14 @@ PHASE = {"premarket": "pre-market", "intraday": "so far today", "close": "on the
 
 
 # ------------------------------------------------------------------ formatting filters
-def _f(x: Any) -> float | None:
-    if x is None or isinstance(x, bool):
-        return None
-    try:
-        f = float(x)
-    except (TypeError, ValueError):
-        return None
-    return f if math.isfinite(f) else None
-
-
-def fmt_price(x: Any) -> str:
-    f = _f(x)
-    return "–" if f is None else f"{f:,.2f}"
-
-
-def fmt_strike(x: Any) -> str:
-    f = _f(x)
-    return "–" if f is None else f"{f:g}"
-
-
-def fmt_money(x: Any, signed: bool = False) -> str:
-    f = _f(x)
-    if f is None:
-        return "–"
-    sign = "-" if f < 0 else ("+" if signed and f > 0 else "")
-    return f"{sign}${abs(f):,.2f}"
-
-
-def fmt_pct(x: Any, signed: bool = True, places: int = 2) -> str:
-    f = _f(x)
-    if f is None:
-        return "–"
-    return f"{f:+.{places}f}%" if signed else f"{f:.{places}f}%"
-
-
-def fmt_num(x: Any, places: int = 2) -> str:
-    f = _f(x)
-    return "–" if f is None else f"{f:,.{places}f}"
-
-
-def fmt_int(x: Any) -> str:
-    f = _f(x)
-    return "–" if f is None else f"{round(f):,d}"
-
-
-def fmt_big(x: Any) -> str:
-    f = _f(x)
-    if f is None:
-        return "–"
-    a = abs(f)
-    for div, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "K")):
-        if a >= div:
-            return f"{f / div:,.2f}{suffix}"
-    return f"{f:,.0f}"
+# the shared formatters (core.format.numbers); the fmt_* names stay for the recap pages and tests
+fmt_price = numbers.price
+fmt_strike = numbers.strike
+fmt_money = numbers.money
+fmt_pct = numbers.pct
+fmt_num = numbers.num
+fmt_int = numbers.integer
+fmt_big = numbers.compact
 
 
 def fmt_date_long(iso: str) -> str:
@@ -109,11 +63,7 @@ def fmt_date_long(iso: str) -> str:
 def env() -> Environment:
     e = Environment(loader=FileSystemLoader(str(TEMPLATE_DIR)), autoescape=select_autoescape(["html", "j2"]),
                     undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
-    e.filters.update(price=fmt_price, strike=fmt_strike, money=fmt_money, pct=fmt_pct, num=fmt_num,
-                     int=fmt_int, big=fmt_big)
-    e.filters["plural"] = plural  # "1 trade", "6 trades"
-    e.filters["noun"] = noun      # the word alone, for a count shown apart
-    return e
+    return register_number_filters(e)
 
 
 # ------------------------------------------------------------------ views (redaction happens here)
@@ -294,13 +244,13 @@ def summary_text(d: ReportData) -> str:
         if d.calendar.early_close:
             parts.append(f"Early close today at {d.calendar.close} New York time.")
         if t.open_positions:
-            parts.append(f"{t.open_positions} position{'s' if t.open_positions != 1 else ''} carried overnight.")
+            parts.append(f"{numbers.plural(t.open_positions, 'position')} carried overnight.")
     else:
-        parts.append(f"{t.trades_opened} trade{'s' if t.trades_opened != 1 else ''} opened, "
+        parts.append(f"{numbers.plural(t.trades_opened, 'trade')} opened, "
                      f"{t.trades_closed} closed ({t.wins} won, {t.losses} lost); "
                      f"{t.open_positions} still open.")
         if d.halted:
             parts.append("Trading is halted.")
         elif t.alerts_raised:
-            parts.append(f"{t.alerts_raised} alert{'s' if t.alerts_raised != 1 else ''} raised.")
+            parts.append(f"{numbers.plural(t.alerts_raised, 'alert')} raised.")
     return " ".join(parts)

@@ -66,6 +66,20 @@ from bot.distribution.text import clean, md
 from bot.distribution.update_view import StopContext, basic_update_fields, premium_update_fields
 from bot.publishers.base import ATTACHMENTS_SKIPPED
 from core.bus.events import NY, PositionEvent, ReportEvent
+from core.format.jinja import register as register_number_filters
+from core.format.numbers import (
+    PLACEHOLDER,
+    compact,
+    contract_label,
+    money,
+    num,
+    plural,
+    signed_money,
+    signed_pct,
+)
+from core.format.numbers import pct as percent
+from core.pnl import outcome as pnl_outcome
+from core.pnl import return_pct as pnl_return_pct
 
 log = logging.getLogger("quanticity.distributor.render")
 
@@ -85,42 +99,6 @@ EMBED_LIMITS = {"title": 256, "description": 4096, "field_name": 256, "field_val
 # ------------------------------------------------------------------ numbers
 def _finite(x: Any) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
-
-
-def money(x: float) -> str:
-    return f"${x:,.2f}"
-
-
-def signed_money(x: float) -> str:
-    return f"{'+' if x >= 0 else '-'}${abs(x):,.2f}"
-
-
-def signed_pct(x: float, digits: int = 1) -> str:
-    return f"{x:+.{digits}f}%"
-
-
-def strike_str(x: float) -> str:
-    return f"{x:.2f}".rstrip("0").rstrip(".")
-
-
-def compact(x: Any) -> str:
-    if not _finite(x):
-        return clean(x, 40)
-    ax = abs(x)
-    for div, suffix in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "K")):
-        if ax >= div:
-            return f"{x / div:.2f}{suffix}"
-    return f"{x:.4g}"
-
-
-def expiry_str(expiry: str) -> str:
-    raw = str(expiry).strip()
-    for fmt in ("%Y-%m-%d", "%Y%m%d"):
-        try:
-            return datetime.strptime(raw, fmt).strftime("%m/%d/%y")
-        except ValueError:
-            continue
-    return clean(raw, 16)
 
 
 def is_bullish(ev: PositionEvent) -> bool:
@@ -143,17 +121,17 @@ def reason_category(reason: str) -> str:
 
 
 def result_pct(ev: PositionEvent, entry_qty: int | None) -> float | None:
-    """Whole-position return when the entry size is known, else this exit's price move."""
-    if entry_qty and entry_qty > 0 and ev.entry_price > 0:
-        return ev.realized_pnl / (ev.entry_price * 100.0 * entry_qty) * 100.0
-    if ev.price is not None and ev.entry_price > 0:
-        return (ev.price - ev.entry_price) / ev.entry_price * 100.0
-    return None
+    """The trade's return (``core.pnl.return_pct``: realized P&L after every commission / entry
+    cost of the whole position); None when the contracts bought are not known."""
+    if not entry_qty or entry_qty <= 0:
+        return None
+    return pnl_return_pct(ev.realized_pnl, ev.entry_price, entry_qty)
 
 
-def outcome_word(ev: PositionEvent, pct: float | None) -> str:
-    basis = ev.realized_pnl if ev.realized_pnl != 0 else (pct or 0.0)
-    return "win" if basis > 0 else ("loss" if basis < 0 else "flat")
+def outcome_word(ev: PositionEvent, pct: float | None = None) -> str:
+    """win / loss / flat by the trade's realized P&L (``core.pnl.outcome``); ``pct`` is derived
+    from that same P&L, so it never decides."""
+    return pnl_outcome(ev.realized_pnl)
 
 
 # ------------------------------------------------------------------ views
@@ -185,7 +163,7 @@ def _symbol(ev: PositionEvent) -> str:
 
 
 def _contract(ev: PositionEvent) -> str:
-    return f"{_symbol(ev)} {expiry_str(ev.expiry)} {strike_str(ev.strike)}{str(ev.right).upper()[:1]}"
+    return contract_label(_symbol(ev), ev.expiry, ev.strike, ev.right)
 
 
 def _horizon(ev: PositionEvent) -> str:
@@ -204,7 +182,7 @@ def free_view(ev: PositionEvent, entry_qty: int | None, show_pct: bool) -> dict[
     if ev.kind == "closed":
         pct = result_pct(ev, entry_qty)
         view["outcome"] = outcome_word(ev, pct)
-        view["result_pct"] = f"{pct:+.0f}%" if (show_pct and pct is not None) else ""
+        view["result_pct"] = signed_pct(pct, 0) if (show_pct and pct is not None) else ""
     return view
 
 
@@ -228,7 +206,7 @@ def basic_view(ev: PositionEvent, entry_qty: int | None) -> dict[str, Any]:
     if ev.kind == "closed":
         pct = result_pct(ev, entry_qty)
         view["outcome"] = outcome_word(ev, pct)
-        view["result_pct"] = signed_pct(pct, 0) if pct is not None else "n/a"
+        view["result_pct"] = signed_pct(pct, 0)
     return view
 
 
@@ -270,21 +248,21 @@ def premium_view(ev: PositionEvent, entry_qty: int | None, stop_ctx: StopContext
         "entry_fill": money(ev.entry_price),
         "qty": ev.qty,
         "qty_open": ev.qty_open,
-        "size": f"{ev.qty} contract{'' if ev.qty == 1 else 's'}",
-        "open_size": f"{ev.qty_open} contract{'' if ev.qty_open == 1 else 's'}",
+        "size": plural(ev.qty, "contract"),
+        "open_size": plural(ev.qty_open, "contract"),
         "stop": money(ev.stop) if ev.stop is not None else "none",
         "targets": " / ".join(money(t) for t in ev.targets) or "none",
         "triggers": ", ".join(clean(t, 80) for t in ev.triggers[:12]) or "—",
         "explanation": clean(ev.explanation, 900),
         "reason": clean(ev.reason, 200) or "—",
-        "account_risk": f"{ev.account_risk_pct:.2f}%" if _finite(ev.account_risk_pct) else "—",
-        "confidence": f"{ev.confidence:.0f}" if _finite(ev.confidence) else "—",
+        "account_risk": percent(ev.account_risk_pct, False, 2),
+        "confidence": num(ev.confidence, 0),
         "analytics": analytics,
         "analytics_line": ", ".join(f"{k} {v}" for k, v in analytics)[:1000] or "—",
         "realized_pnl": signed_money(ev.realized_pnl),
-        "result_pct": signed_pct(pct) if pct is not None else "n/a",
-        "exit_move_pct": (signed_pct((ev.price - ev.entry_price) / ev.entry_price * 100.0)
-                          if ev.price is not None else "n/a"),
+        "result_pct": signed_pct(pct, 1),
+        "exit_move_pct": (signed_pct((ev.price - ev.entry_price) / ev.entry_price * 100.0, 1)
+                          if ev.price is not None else PLACEHOLDER),
         "outcome": outcome_word(ev, pct),
         **premium_update_fields(ev, stop_ctx, money, signed_money, clean),
     }
@@ -318,7 +296,7 @@ def make_env(templates_dir: Path | None = None) -> Environment:
     env = Environment(loader=FileSystemLoader(str(templates_dir or TEMPLATES_DIR)), undefined=StrictUndefined,
                       autoescape=False, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=False)
     env.filters["md"] = md
-    return env
+    return register_number_filters(env)
 
 
 def _cap(s: Any, n: int) -> str:

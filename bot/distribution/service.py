@@ -267,9 +267,10 @@ class DistributorService(Service):
         stop_ctx = await self.stops.gate(ev, tx)  # coalesce.py: which stop moves are worth a post
         if stop_ctx is None:
             return
-        if ev.kind == "entry":
-            entry_qty: int | None = ev.qty
-            tx.pipe.hsetnx(self.k_trades, ev.position_id, str(ev.qty))
+        if ev.kind == "entry":  # contracts bought so far: every entry fill adds (core.pnl.return_pct's size)
+            raw = await self.redis.hget(self.k_trades, ev.position_id)
+            entry_qty: int | None = (int(raw) if raw and str(raw).isdigit() else 0) + ev.qty
+            tx.pipe.hincrby(self.k_trades, ev.position_id, ev.qty)
         else:
             raw = await self.redis.hget(self.k_trades, ev.position_id)
             entry_qty = int(raw) if raw and str(raw).isdigit() else None

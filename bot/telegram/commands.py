@@ -25,6 +25,7 @@ from bot.telegram.views import contract_label
 from core.bus.events import ControlEvent
 from core.control.halt import read_halt, set_halt
 from core.domain.signal import Signal
+from core.format.numbers import option_price
 from core.ledger.reader import UNREADABLE
 from core.state.account import open_positions
 from core.state.status import collect_status
@@ -167,11 +168,12 @@ async def pending_rows(ctx: BotContext) -> list[dict[str, Any]]:
         if kind == "sig":
             try:
                 s = Signal.model_validate(p["signal"])
-                label = s.contract().label()
+                c = s.contract()
+                label = contract_label(c.symbol, c.expiry, c.strike, c.right.value)
             except (KeyError, ValueError):
                 continue
             rows.append({"id": clip(ident, 80), "title": f"{s.side.value} {s.qty} × {label}",
-                         "detail": f"limit {s.limit:.2f} · {clip(s.strategy, 40)}", "expires_ms": expires})
+                         "detail": f"limit {option_price(s.limit)} · {clip(s.strategy, 40)}", "expires_ms": expires})
         elif kind == "rep":
             rows.append({"id": clip(ident, 80), "title": f"{clip(p.get('kind', ''), 20)} report",
                          "detail": clip(p.get("summary", ""), 80), "expires_ms": expires})

@@ -11,7 +11,6 @@ loudly instead of printing a blank.
 
 from __future__ import annotations
 
-import math
 import re
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,6 +19,8 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from core.clock.calendar import NY
+from core.format.jinja import register as register_number_filters
+from core.format.numbers import finite
 
 TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "templates" / "telegram"
 
@@ -44,56 +45,22 @@ def clip_list(values: Any, item_limit: int = 160, max_items: int = 8) -> list[st
     return [v for v in out if v]
 
 
-def _num(x: Any) -> float | None:
-    if isinstance(x, bool) or x is None:
-        return None
-    try:
-        f = float(x)
-    except (TypeError, ValueError):
-        return None
-    return f if math.isfinite(f) else None
-
-
-def usd(x: Any) -> str:
-    f = _num(x)
-    if f is None:
-        return "—"
-    return f"-${abs(f):,.2f}" if f < 0 else f"${f:,.2f}"
-
-
-def signed_usd(x: Any) -> str:
-    f = _num(x)
-    if f is None:
-        return "—"
-    return f"+${f:,.2f}" if f >= 0 else f"-${abs(f):,.2f}"
-
-
-def price(x: Any) -> str:
-    f = _num(x)
-    return "—" if f is None else f"{f:,.2f}"
-
-
-def pct(x: Any) -> str:
-    f = _num(x)
-    return "—" if f is None else f"{f:.2f}%"
-
-
 def ny_time(ms: Any) -> str:
-    f = _num(ms)
+    f = finite(ms)
     if not f:
         return "—"
     return datetime.fromtimestamp(f / 1000, tz=UTC).astimezone(NY).strftime("%H:%M:%S ET")
 
 
 def ny_datetime(ms: Any) -> str:
-    f = _num(ms)
+    f = finite(ms)
     if not f:
         return "—"
     return datetime.fromtimestamp(f / 1000, tz=UTC).astimezone(NY).strftime("%Y-%m-%d %H:%M ET")
 
 
 def seconds(x: Any) -> str:
-    f = _num(x)
+    f = finite(x)
     if f is None:
         return "n/a"
     if f < 120:
@@ -108,8 +75,8 @@ class Renderer:
         self.env = Environment(loader=FileSystemLoader(str(templates_dir)), autoescape=True,
                                undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True,
                                keep_trailing_newline=False)
-        self.env.filters.update(usd=usd, signed_usd=signed_usd, price=price, pct=pct, ny_time=ny_time,
-                                ny_datetime=ny_datetime, seconds=seconds, clip=clip)
+        register_number_filters(self.env)  # money, signed_money, pct, price, ... (core.format)
+        self.env.filters.update(ny_time=ny_time, ny_datetime=ny_datetime, seconds=seconds, clip=clip)
 
     def render(self, name: str, **ctx: Any) -> str:
         text = self.env.get_template(f"{name}.j2").render(**ctx)

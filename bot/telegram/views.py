@@ -11,21 +11,19 @@ from typing import Any
 
 from bot.telegram.render import clip, clip_list
 from core.bus.events import AlertEvent, ApprovalEvent, ControlEvent, PositionEvent, ReportEvent
+from core.format import numbers
 
 
 def contract_label(symbol: str, expiry: Any, strike: Any, right: Any) -> str:
-    try:
-        k = f"{float(strike):g}"
-    except (TypeError, ValueError):
-        k = clip(strike, 12)
-    return f"{clip(symbol, 12)} {clip(expiry, 10)} {k}{clip(right, 1)}"
+    """``SPY 12/03/26 590C`` (``core.format.numbers.contract_label``), outside text clipped first."""
+    return numbers.contract_label(clip(symbol, 12), expiry, strike, clip(right, 1))
 
 
 def signal_view(ev: ApprovalEvent, account_value: float) -> dict[str, Any]:
     s = ev.signal
     try:
         c = s.contract()
-        occ, label = c.occ, c.label()
+        occ, label = c.occ, contract_label(c.symbol, c.expiry, c.strike, c.right.value)
     except ValueError:
         occ, label = "", f"{clip(s.symbol, 12)} {s.instrument.type.value} (not a listed option)"
     full_qty = max(1, s.qty)

@@ -37,6 +37,7 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from core.config.model import Settings
 from core.config.secrets import Secrets
+from core.format.numbers import money, pct, signed_money
 from core.ledger.store import (
     MIGRATIONS,
     LedgerModeError,
@@ -194,11 +195,11 @@ def cmd_migrate(args: argparse.Namespace, settings: Settings, secrets: Secrets) 
 
 # ------------------------------------------------------------------ stats
 def _money(x: float | None) -> str:
-    return "-" if x is None else f"{x:+,.2f}"
+    return signed_money(x)  # core.format.numbers: "+$892.70", "-$48.60", None -> "n/a"
 
 
 def _pct(x: float | None) -> str:
-    return "-" if x is None else f"{x:.1f} %"
+    return pct(x, False, 1)
 
 
 def format_stats(d: dict[str, Any]) -> str:
@@ -207,7 +208,7 @@ def format_stats(d: dict[str, Any]) -> str:
         f"ledger   {d['database']} (mode {d['mode'] or '-'})",
         f"span     {span} (New York days)",
         f"signals  {d['signals']}   approved {d['approved']}   rejected {d['rejected']}",
-        f"orders   {d['orders']}   fills {d['fills']}   commissions {d['commissions']:,.2f}",
+        f"orders   {d['orders']}   fills {d['fills']}   commissions {money(d['commissions'])}",
         (f"trades   {d['trades']}   wins {d['wins']}   losses {d['losses']}   flat {d['flat']}   "
          f"win rate {_pct(d['win_rate_pct'])}"),
         (f"P&L      realized {_money(d['realized_pnl'])}   avg win {_money(d['avg_win'])}   "

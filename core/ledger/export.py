@@ -35,7 +35,8 @@ import pyarrow.parquet as pq
 from sqlalchemy import JSON, Column, Connection, Float, Integer, Table, select
 
 from core.ledger import schema
-from core.ledger.queries import NY, ClosedTrade, closed_trades, span_ms
+from core.ledger.queries import ClosedTrade, closed_trades, span_ms
+from core.pnl import NY
 
 FORMATS = ("csv", "parquet")
 TABLES: tuple[Table, ...] = (schema.events, *schema.TYPED)

@@ -1,31 +1,25 @@
 """Reads of the ledger: closed trades and the statistics every surface shares.
 
-The P&L rule (one definition, used by every reader of the ledger): a trade's realized P&L is the
-cumulative ``realized_pnl`` of its ``closed`` position event, after the commissions of its entry
-and of every exit; it counts on the New York day the position closed. Partial exits of a position
-still open count at its close, not before (so a day's figure never moves when a later exit
-prices differently). Return % of a trade = realized P&L / (entry price x contracts bought x
-multiplier 100). A win is a trade with P&L > 0, a loss < 0, flat otherwise.
+The P&L rule is ``core.pnl`` (one definition for the ledger, the demo summary, the posts, /pnl,
+/status and the reports): a trade's realized P&L is the cumulative ``realized_pnl`` of its
+``closed`` position event, after the commissions of its entry and of every exit; it counts on the
+New York day the position closed. Partial exits (and entry commissions) of a position still open
+count at its close, not before (so a day's figure never moves when a later exit prices
+differently). Return % of a trade = realized P&L / (entry price x contracts bought x multiplier
+100). A win is a trade with P&L > 0, a loss < 0, flat otherwise. This module only reads the rows;
+:class:`core.pnl.ClosedTrade` carries the figures.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, func, select
 
 from core.ledger import schema as s
-
-NY = ZoneInfo("America/New_York")
-MULTIPLIER = 100
-
-
-def day_start_ms(d: date) -> int:
-    """00:00 New York of ``d`` as UTC epoch ms."""
-    return int(datetime.combine(d, time(0), tzinfo=NY).astimezone(UTC).timestamp() * 1000)
+from core.pnl import ClosedTrade, day_start_ms  # the P&L rule (core.pnl); readers import these from here too
 
 
 def span_ms(first: date | None, last: date | None) -> tuple[int, int]:
@@ -33,39 +27,6 @@ def span_ms(first: date | None, last: date | None) -> tuple[int, int]:
     lo = day_start_ms(first) if first else 0
     hi = day_start_ms(last + timedelta(days=1)) if last else 2**62
     return lo, hi
-
-
-def ny_date(ms: int) -> date:
-    return datetime.fromtimestamp(ms / 1000, tz=UTC).astimezone(NY).date()
-
-
-@dataclass(frozen=True)
-class ClosedTrade:
-    position_id: str
-    strategy: str
-    symbol: str
-    expiry: str
-    strike: float
-    right: str
-    opened_ts: int | None
-    closed_ts: int
-    qty: int  # contracts bought
-    entry_price: float
-    realized_pnl: float
-    correlation_id: str
-
-    @property
-    def closed_day(self) -> date:
-        return ny_date(self.closed_ts)
-
-    @property
-    def return_pct(self) -> float | None:
-        cost = self.entry_price * self.qty * MULTIPLIER
-        return self.realized_pnl / cost * 100.0 if cost > 0 else None
-
-    @property
-    def outcome(self) -> str:
-        return "win" if self.realized_pnl > 0 else "loss" if self.realized_pnl < 0 else "flat"
 
 
 def closed_trades(conn: Connection, first: date | None = None, last: date | None = None) -> list[ClosedTrade]:

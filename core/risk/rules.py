@@ -53,6 +53,7 @@ from pydantic import ValidationError
 
 from core.domain.reasons import Reason
 from core.domain.signal import Direction, Horizon, Signal
+from core.format.numbers import money, pct
 from core.risk.compare import exceeds, reaches
 from core.risk.decision import RiskDecision
 from core.risk.limits import RiskLimits
@@ -160,12 +161,6 @@ def _date(x: Any) -> tuple[date | None, str | None]:
         except ValueError:
             return None, f"unparseable date {x!r}"
     return None, f"not a date: {x!r}"
-
-
-def _money(x: float) -> str:
-    if not math.isfinite(x):
-        return str(x)
-    return f"-${-x:,.2f}" if x < 0 else f"${x:,.2f}"
 
 
 def _fmt(x: float | None) -> str:
@@ -557,8 +552,8 @@ def _evaluate(v: _View, state: RiskState | None, limits: RiskLimits, now: Any, f
             f.add(Reason.HALTED, "trading is halted")
         if daily_loss_level(state, limits) == "halt":
             f.add(Reason.DAILY_LOSS_LIMIT,
-                  f"daily P&L {_money(state.daily_pnl)} is at/below -{limits.daily_loss_halt_pct:g}% "
-                  f"of account value {_money(state.account_value)}")
+                  f"daily P&L {money(state.daily_pnl)} is at/below -{limits.daily_loss_halt_pct:g}% "
+                  f"of account value {money(state.account_value)}")
         n_open = state.open_count()
         if n_open >= limits.max_open_positions:
             f.add(Reason.MAX_POSITIONS, f"{n_open} open positions (max {limits.max_open_positions})")
@@ -651,13 +646,13 @@ def _evaluate(v: _View, state: RiskState | None, limits: RiskLimits, now: Any, f
             f.add(Reason.RISK_PER_TRADE, f"cannot size against account value {acct!r}")
         elif exceeds(premium * 100.0, cap * acct):
             f.add(Reason.RISK_PER_TRADE,
-                  f"premium {_money(premium)} is {premium / acct * 100.0:.2f}% of account "
-                  f"{_money(acct)} (cap {cap:g}% for {basis})")
+                  f"premium {money(premium)} is {pct(premium / acct * 100.0, False, 2)} of account "
+                  f"{money(acct)} (cap {cap:g}% for {basis})")
         bp = state.buying_power
         if not _finite(bp):
             f.add(Reason.BUYING_POWER, f"buying power unusable: {bp!r}")
         elif exceeds(premium, bp):
-            f.add(Reason.BUYING_POWER, f"premium {_money(premium)} exceeds buying power {_money(bp)}")
+            f.add(Reason.BUYING_POWER, f"premium {money(premium)} exceeds buying power {money(bp)}")
 
 
 # --------------------------------------------------------------------------- public API

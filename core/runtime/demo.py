@@ -37,6 +37,7 @@ from core.clock.calendar import NyseCalendar
 from core.clock.clock import SimClock
 from core.config.model import Settings
 from core.config.secrets import Secrets
+from core.pnl import closed_trades, day_realized
 from core.runtime.demo_figures import closing_lines, open_positions, outputs, rejections
 from core.runtime.demo_progress import Progress
 from core.runtime.service import Context, Service
@@ -123,7 +124,7 @@ def summarize(events: list[Event], outbox_path: Path, reports: list[str], sim_se
         "fills": types["order.fill"],
         "positions_opened": sum(1 for p in positions if p.kind == "entry"),
         "positions_closed": len(closed),
-        "realized_pnl": round(sum(p.realized_pnl for p in closed), 2),
+        "realized_pnl": day_realized(closed_trades(positions), session_day),  # core.pnl: the one rule
         "messages": messages,
         "thread_replies": replies,
         "reports": reports,

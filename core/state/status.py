@@ -8,8 +8,11 @@ from typing import Any
 from core.bus.bus import Bus
 from core.config.model import Settings
 from core.control.halt import read_halt
+from core.format.numbers import money, pct, plural, signed_money
+from core.pnl import NY, day_realized, open_pnl
 from core.runtime.heartbeat import read_heartbeats, service_view, wall_ms
 from core.state.account import data_ages, open_positions, read_account
+from core.state.closed_today import closed_today
 
 MARKET_DATA_TYPES = {"1": "live", "2": "frozen", "3": "delayed", "4": "delayed-frozen"}
 
@@ -27,6 +30,11 @@ async def collect_status(bus: Bus, settings: Settings) -> dict[str, Any]:
     pending = await redis.zcard(keys.zset("cards"))
     beats = await read_heartbeats(redis, keys)
     now_wall = wall_ms()  # heartbeats are wall-clock times (see core.runtime.heartbeat)
+    # the day's P&L by the one rule (core.pnl): realized = trades closed today; open = what open
+    # positions booked so far (entry commissions, partial exits) + their mark-to-market
+    closed = await closed_today(redis, keys, now)
+    realized = day_realized(closed, now.astimezone(NY).date())
+    held = open_pnl((float(p.get("realized_pnl") or 0.0) for p in positions), acct.unrealized)
     return {
         "now": now.isoformat(),
         "mode": settings.mode.value,
@@ -44,6 +52,10 @@ async def collect_status(bus: Bus, settings: Settings) -> dict[str, Any]:
         "daily_pnl": round(acct.daily_pnl, 2),
         "realized_today": round(acct.realized_today, 2),
         "unrealized": round(acct.unrealized, 2),
+        "day_pnl": round(realized + held, 2),
+        "realized_closed": realized,
+        "trades_closed": len(closed),
+        "open_pnl": held,
         "drawdown_pct": round(acct.drawdown_pct, 3),
         "open_positions": len(positions),
         "positions": positions,
@@ -87,8 +99,9 @@ def format_status(s: dict[str, Any]) -> str:
         lines.append(f"market data: IBKR {_connection(s['market_data_connected'])}, "
                      f"{s['market_data_type'] or 'unknown type'}")
     lines += [
-        (f"day P&L {s['daily_pnl']:+,.2f} (realized {s['realized_today']:+,.2f}) on {s['account_value']:,.0f}; "
-         f"drawdown {s['drawdown_pct']:.2f}%"),
+        (f"day P&L {signed_money(s['day_pnl'])} (realized {signed_money(s['realized_closed'])} from "
+         f"{plural(s['trades_closed'], 'closed trade')}, open {signed_money(s['open_pnl'])}) on "
+         f"{money(s['account_value'])}; drawdown {pct(s['drawdown_pct'], False)}"),
         f"open positions {s['open_positions']} · pending approvals {s['pending_cards']}",
         "rejected inputs: " + (", ".join(f"{k} {v}" for k, v in s.get("rejections", {}).items()) or "none"),
         "feeds: " + ", ".join(f"{k} {'n/a' if v is None else f'{v:.0f}s'}" for k, v in s["feed_age_s"].items()),

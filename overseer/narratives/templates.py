@@ -1,5 +1,7 @@
 """Deterministic texts from ``templates/overseer/*.j2`` — the fallback whenever the model is
-unavailable or its text fails a guard. Every number in them comes from the input data."""
+unavailable or its text fails a guard. Every number in them comes from the input data and is
+formatted by the shared filters (``core.format.jinja``): ``$0.86`` for an option price,
+``$1,000.00`` for money, ``|trim`` for plain figures (``5``, ``1,234.5``)."""
 
 from __future__ import annotations
 
@@ -11,45 +13,9 @@ from typing import Any
 
 from jinja2 import ChainableUndefined, Environment, FileSystemLoader, TemplateNotFound
 
+from core.format.jinja import register as register_number_filters
+
 TEMPLATE_DIR = Path(__file__).resolve().parents[2] / "templates" / "overseer"
-
-
-def fmt_num(x: Any, places: int = 2) -> str:
-    """``5.0 -> "5"``, ``5.05 -> "5.05"``, ``1234.5 -> "1,234.5"``; non-numbers as given."""
-    if isinstance(x, bool) or x is None:
-        return "" if x is None else str(x)
-    try:
-        f = float(x)
-    except (TypeError, ValueError):
-        return str(x)
-    if not math.isfinite(f):
-        return "n/a"
-    s = f"{round(f, places):,.{places}f}"
-    if "." in s:
-        s = s.rstrip("0").rstrip(".")
-    return "0" if s in ("-0", "") else s
-
-
-def fmt_price(x: Any) -> str:
-    """Option/underlying price: always 2 decimals (``5 -> "5.00"``)."""
-    try:
-        f = float(x)
-    except (TypeError, ValueError):
-        return str(x)
-    return f"{f:,.2f}" if math.isfinite(f) else "n/a"
-
-
-def fmt_money(x: Any) -> str:
-    """Dollars: ``1000 -> "$1,000"``, ``812.4 -> "$812.40"``, ``-120 -> "-$120"``."""
-    try:
-        f = float(x)
-    except (TypeError, ValueError):
-        return str(x)
-    if not math.isfinite(f):
-        return "n/a"
-    sign = "-" if f < 0 else ""
-    a = round(abs(f), 2)
-    return f"{sign}${a:,.0f}" if a == int(a) else f"{sign}${a:,.2f}"
 
 
 def humanize(key: Any) -> str:
@@ -65,9 +31,7 @@ def env() -> Environment:
         lstrip_blocks=True,
         undefined=ChainableUndefined,
     )
-    e.filters["num"] = fmt_num
-    e.filters["money"] = fmt_money
-    e.filters["price"] = fmt_price
+    register_number_filters(e)  # money, price, trim, strike, ... (core.format): as posts and reports
     e.filters["human"] = humanize
     return e
 

@@ -88,7 +88,7 @@ def check(ev: PositionEvent, marker: str, entry_qty: int | None) -> None:
         if (channel, tier) in FREE_ROUTES:
             assert "$" not in public
             rest = public.replace(event_stamp(ev), "")
-            rest = re.sub(r"[+-]\d+%", "", rest)  # the whole-number % result is allowed (documented)
+            rest = re.sub(r"[+-]?\d[\d,]*%", "", rest)  # the whole-number % result is allowed (documented; 0% unsigned)
             assert not re.search(r"\d", rest), (channel, rest)  # no strike, price, expiry or size
         if channel == "x":
             assert len(r.text) <= 280 and "Not investment advice" in r.text

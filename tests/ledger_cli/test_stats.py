@@ -52,10 +52,10 @@ def test_stats_spans(cli, booked):
 def test_stats_table_has_the_strategy_lines(cli, booked):
     code, out, err = cli("stats", "--database-url", booked, "--from", str(DAY), "--to", str(DAY))
     assert code == 0, err
-    assert "realized +36.10" in out
+    assert "realized +$36.10" in out  # the shared money format (core.format.numbers)
     lines = {ln.split()[0]: ln for ln in out.splitlines() if ln.strip()}
-    assert "+117.40" in lines["gamma_0dte"] and "100.0 %" in lines["gamma_0dte"]
-    assert "-81.30" in lines["directional_swing"] and "0.0 %" in lines["directional_swing"]
+    assert "+$117.40" in lines["gamma_0dte"] and "100.0%" in lines["gamma_0dte"]
+    assert "-$81.30" in lines["directional_swing"] and "0.0%" in lines["directional_swing"]
     assert PASSWORD not in out
 
 

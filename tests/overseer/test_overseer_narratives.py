@@ -10,9 +10,9 @@ from hypothesis import strategies as st
 from ov_helpers import NOW, audits, secrets, signal
 
 from core.config.loader import load_settings
+from core.format.numbers import money, option_price, trim
 from overseer.narratives import Narrator, check_text, numbers_ok, template_trade_explanation, trade_facts
 from overseer.narratives.guard import allowed_numbers, numbers_in_text
-from overseer.narratives.templates import fmt_money, fmt_num, fmt_price
 
 SETTINGS = load_settings(environ={})
 DATA = {"open": 3, "premium_open": 2450.5, "vpin": 0.42, "asof": "2026-11-20T15:00:00+00:00", "symbol": "SPY"}
@@ -83,8 +83,9 @@ def test_template_explanation_only_uses_input_numbers(qty, limit, spot, flip, ac
 
 
 def test_formatters() -> None:
-    assert fmt_num(5.0) == "5" and fmt_num(1234.567) == "1,234.57" and fmt_num(float("nan")) == "n/a"
-    assert fmt_price(5) == "5.00" and fmt_money(1000) == "$1,000" and fmt_money(-812.4) == "-$812.40"
+    # the narratives' filters are the shared ones (core.format): "$5.00" as the posts write a price
+    assert trim(5.0) == "5" and trim(1234.567) == "1,234.57" and trim(float("nan")) == "n/a"
+    assert option_price(5) == "$5.00" and money(1000) == "$1,000.00" and money(-812.4) == "-$812.40"
 
 
 # ------------------------------------------------------------------------------- narrator without a model
@@ -93,7 +94,7 @@ async def test_templates_without_api_key() -> None:
     sig = signal()
     text = await n.explain_trade(sig, {"spot": 591.2, "zero_gamma": 585.5}, account_value=100000)
     assert text.startswith(
-        "Buying 2 SPY 590 calls expiring 2026-12-18 at a 5.00 limit puts $1,000 at risk (1% "
+        "Buying 2 SPY 590 calls expiring 2026-12-18 at a $5.00 limit puts $1,000.00 at risk (1% "
     )
     assert "gamma flip at 585.5" in text
     c = await n.narrate_commentary("open_positions", {"open": 3, "premium_open": 2450.5, "rows": [1, 2]})
@@ -112,7 +113,7 @@ async def test_templates_without_api_key() -> None:
         }
     )
     assert daily == (
-        "2026-11-20: 4 trades closed (3 won, 1 lost) for $812.40 realized. Best trade $500, worst -$120."
+        "2026-11-20: 4 trades closed (3 won, 1 lost) for +$812.40 realized. Best trade +$500.00, worst -$120.00."
     )
     assert await n.daily_summary({}) == "No trading activity."
     assert (await n.daily_summary({"fills": 7})) == "fills 7."

@@ -537,7 +537,7 @@ async def test_model_explanation_failing_the_guard_falls_back_to_template(
     v = await review_one(svc, bus, signal(now))
     assert v.ai["status"] == "ok" and v.ai["explanation_source"] == "template"
     assert v.ai["explanation_rejected"] == "guard"
-    assert v.summary.startswith("Buying 2 SPY 590 calls expiring 2026-12-18 at a 5.00 limit")
+    assert v.summary.startswith("Buying 2 SPY 590 calls expiring 2026-12-18 at a $5.00 limit")
 
 
 async def test_long_model_explanation_is_cut_to_three_sentences(
@@ -569,8 +569,8 @@ async def test_template_explanation_uses_snapshot_numbers(bus, redis_client, key
     svc = await _service(bus, None)
     v = await review_one(svc, bus, signal(now))
     assert v.summary == (
-        "Buying 2 SPY 590 calls expiring 2026-12-18 at a 5.00 limit puts $1,000 at risk (1% of the "
-        "account). The plan exits at 2.50 on the downside, with targets at 8.00 and 10.00. Spot "
+        "Buying 2 SPY 590 calls expiring 2026-12-18 at a $5.00 limit puts $1,000.00 at risk (1% of the "
+        "account). The plan exits at $2.50 on the downside, with targets at $8.00 and $10.00. Spot "
         "591.2 is above the gamma flip at 585.5, between the put wall at 580 and the call wall at "
         "600."
     )

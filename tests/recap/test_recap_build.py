@@ -79,7 +79,7 @@ def test_premium_figures_equal_the_ledger_scorecards(recap):
         assert round(per[s].realized_pnl, 2) == round(sum(t.pnl for t in inside if t.strategy == s), 2)
     best = max(inside, key=lambda t: t.pnl)
     worst = min(inside, key=lambda t: t.pnl)
-    assert table["best"][2] == "IWM 2026-12-18 240C" and best.pid == "p06"
+    assert table["best"][2] == "IWM 12/18/26 240C" and best.pid == "p06"
     assert table["best"][6] == fmt_money(best.pnl, True) and table["worst"][6] == fmt_money(worst.pnl, True)
     assert (overall.wins, overall.losses, overall.flat) == (3, 3, 1)
 
@@ -95,7 +95,7 @@ def test_the_month_is_new_york_close_days_and_weeks_add_up(recap):
     assert sum(w.trades for w in data.weeks) == data.overall.trades
     assert round(sum(w.realized_pnl for w in data.weeks), 2) == round(data.overall.realized_pnl, 2)
     week_rows = rows(pages["premium"])
-    assert week_rows["week-4"] == ["Nov 23–29", "0", "0", "0", "$0.00", "+0.00%"]  # a quiet week shows as zero
+    assert week_rows["week-4"] == ["Nov 23–29", "0", "0", "0", "$0.00", "0.00%"]  # a quiet week shows as zero (unsigned)
     assert week_rows["week-1"][4] == fmt_money(sum(t.pnl for t in inside if t.pid in ("p01", "p02", "p06")), True)
     assert data.sessions == 20
 
@@ -122,7 +122,7 @@ def test_basic_and_free_carry_no_size_no_dollar_no_strategy(recap):
         assert not all_keys(recap_view(data, tier)) & PREMIUM_ONLY, tier
     assert not all_keys(recap_view(data, "free")) & {"contract", "entry_price", "return_pct", "closed", "weeks"}
     basic, free = visible_text(pages["basic"]), visible_text(pages["free"])
-    assert "SPY 2026-12-18 590C" in basic  # basic: contracts and % results
+    assert "SPY 12/18/26 590C" in basic  # basic: contracts and % results
     assert "2026-12-18" not in free and "590" not in whole_numbers(free) and "2.35" not in free
     assert "<svg" not in pages["free"] and "<svg" in pages["basic"]
     assert "Disclaimer" in free and "not investment advice" in free

@@ -2,8 +2,8 @@
 published on the SimClock, plus the account / positions state hashes a position manager keeps.
 
 Numbers are chosen to be easy to spot in redaction tests (premium-only): sizes 7, 11, 13, 9;
-account value 123,456; realized P&L 460.90 / -729.30 / 393.30 (day 116.45, with the open trade's
-entry commission); strikes 592, 498, 238, 590 (the 1DTE IWM contract expires 2026-11-23).
+account value 123,456; realized P&L 460.90 / -729.30 / 393.30 (day 124.90: the open trade's entry
+commission counts when it closes, core.pnl); strikes 592, 498, 238, 590 (the 1DTE IWM contract expires 2026-11-23).
 
 Usage::
 

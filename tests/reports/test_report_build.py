@@ -43,14 +43,14 @@ async def test_each_kind_builds_all_tiers_on_schedule(day, make_service, tmp_pat
     assert "588.40" in pre  # previous close, from the quotes stream
 
     intra = Path(built["intraday"].path).read_text()
-    assert "SPY 2026-11-20 592C" in intra and "QQQ 2026-11-20 498P" in intra
-    assert "IWM 2026-11-23 238C" not in intra  # entered at 15:05, after the intraday report
+    assert "SPY 11/20/26 592C" in intra and "QQQ 11/20/26 498P" in intra
+    assert "IWM 11/23/26 238C" not in intra  # entered at 15:05, after the intraday report
     assert "+$460.90" in intra and "-$729.30" in intra and "feed_stale" in intra
 
     close = Path(built["close"].path).read_text()
-    for contract in ("SPY 2026-11-20 592C", "QQQ 2026-11-20 498P", "IWM 2026-11-23 238C", "SPY 2026-11-20 590P"):
+    for contract in ("SPY 11/20/26 592C", "QQQ 11/20/26 498P", "IWM 11/23/26 238C", "SPY 11/20/26 590P"):
         assert contract in close
-    assert "+$393.30" in close and "+$116.45" in close and "Tomorrow&#39;s levels" in close
+    assert "+$393.30" in close and "+$124.90" in close and "Tomorrow&#39;s levels" in close
     assert "moc_imbalance" in close and "slippage_spike" in close
 
 
@@ -62,8 +62,9 @@ async def test_gathered_numbers(day, bus, make_service):
     assert (t.signals, t.approved, t.rejected, t.expired, t.fills) == (6, 4, 1, 1, 8)
     assert (t.trades_opened, t.trades_closed, t.wins, t.losses, t.open_positions) == (4, 3, 2, 1, 1)
     assert t.win_rate_pct == 66.7 and t.best == 460.90 and t.worst == -729.30
-    assert t.realized_pnl == pytest.approx(116.45) and d.pnl_values[-1] == pytest.approx(116.45)
-    assert d.account.realized_today == pytest.approx(116.45) and d.account.account_value == 123456.0
+    # core.pnl: the day is the trades closed today; the open trade's entry commission counts at its close
+    assert t.realized_pnl == pytest.approx(124.90) and d.pnl_values[-1] == pytest.approx(124.90)
+    assert d.account.realized_today == pytest.approx(124.90) and d.account.account_value == 123456.0
     by_strat = {s.strategy: s for s in d.strategies}
     assert by_strat["gamma_0dte"].realized_pnl == pytest.approx(-268.40)
     assert by_strat["gamma_0dte"].win_rate_pct == 50.0 and by_strat["moc_imbalance"].wins == 1
@@ -81,7 +82,7 @@ async def test_gathered_numbers(day, bus, make_service):
     spy_flow = intra.flow[0]
     assert spy_flow.sweeps == 40 and spy_flow.option_alerts == 40 and spy_flow.bullish_alerts == 40
     assert (t.alerts_raised, t.alerts_cleared, t.alerts_active) == (2, 1, 1)
-    assert [p.contract for p in d.open_positions] == ["IWM 2026-11-23 238C"]
+    assert [p.contract for p in d.open_positions] == ["IWM 11/23/26 238C"]
 
 
 async def test_incremental_stream_readers_match_fresh_reads(day, bus, make_service):
@@ -121,9 +122,9 @@ async def test_report_data_comes_from_the_streams(bus, make_service):
     ev = (await reports_stream(bus))[-1]
     premium = Path(ev.paths["premium"]).read_text()
     assert "ZZ-PROBE-MESSAGE" in premium and "ZZ-BEFORE-THE-WINDOW" not in premium
-    assert "SPY 2026-11-20 601C" in premium and "+$41.42" in premium and "zz_probe" in premium
+    assert "SPY 11/20/26 601C" in premium and "+$41.42" in premium and "zz_probe" in premium
     basic = Path(ev.paths["basic"]).read_text()
-    assert "SPY 2026-11-20 601C" in basic and "1.33" in basic and "ZZ-PROBE-MESSAGE" not in basic
+    assert "SPY 11/20/26 601C" in basic and "1.33" in basic and "ZZ-PROBE-MESSAGE" not in basic
     assert "1 trade opened, 1 closed (1 won, 0 lost)" in ev.summary
 
 
@@ -162,9 +163,9 @@ async def test_figures_are_valid_plotly(day, bus, make_service):
         go.Figure(f)  # raises on any invalid property
     price = figs[0]
     assert [tr["name"] for tr in price["data"]] == ["SPY", "entries", "exits"]
-    assert "Entry SPY 2026-11-20 592C x7 @ 2.35" in price["data"][1]["text"]
+    assert "Entry SPY 11/20/26 592C x7 @ 2.35" in price["data"][1]["text"]
     no_size = charts.price_fig(d.markets[0], d.trades, show_size=False)
-    assert "Entry SPY 2026-11-20 592C @ 2.35" in no_size["data"][1]["text"]
+    assert "Entry SPY 11/20/26 592C @ 2.35" in no_size["data"][1]["text"]
     gex_lines = {a["text"]: s["x0"] for s, a in zip(figs[1]["layout"]["shapes"], figs[1]["layout"]["annotations"],
                                                   strict=True)}
     assert gex_lines == {"call wall": 595.0, "put wall": 580.0, "flip": 586.5, "max pain": 590.0,

@@ -9,12 +9,12 @@ from datetime import time
 from pathlib import Path
 
 from core.bus.events import ApprovalEvent, OrderEvent, SignalEvent, VerdictEvent
+from core.format.numbers import plural
 from reports import charts
 from reports.charts import plotly_js
 from reports.commentary import daily_text, trades_text
 from reports.data import gather
 from reports.render import TEMPLATE_DIR, render_all, summary_text, tier_charts
-from reports.words import plural
 from tests.reports._day import build_scheduled_day
 
 BAD_PLURALS = re.compile(r"\(s\)|\b1 (trades|positions|signals|alerts|sweeps|open positions)\b"

@@ -90,7 +90,7 @@ async def test_basic_pages_have_no_sizes_no_dollars_no_account(built):
         assert 'class="commentary"' not in page and "VPIN" not in page and 'id="gex-' not in page
     # what basic does get: contracts, fill prices, % result, summary levels
     close = visible_text(Path(built["close"].paths["basic"]).read_text())
-    assert "SPY 2026-11-20 592C" in close and "2.35" in close and "+28.57%" in close
+    assert "SPY 11/20/26 592C" in close and "2.35" in close and "+28.02%" in close
     assert "call wall" in close and "586.50" in close
 
 

@@ -39,11 +39,11 @@ from bot.distribution.render import (
     Rendered,
     Renderer,
     basic_view,
-    expiry_str,
     free_view,
     report_view,
 )
 from core.bus.events import PositionEvent, ReportEvent
+from core.format.numbers import expiry as expiry_str
 from core.runtime.consumers import consumer_for
 from tests.helpers import make_context
 

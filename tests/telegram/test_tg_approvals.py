@@ -31,8 +31,8 @@ async def test_card_approve_then_fill(make_bot, tbus, telegram_fake) -> None:
     card = await h.open_card(sig)
 
     body = visible(card["text"])
-    for part in ("Approval needed", "BUY 4 × SPY 2026-11-20 590C", "SPY   261120C00590000", "Limit 2.15",
-                 "Stop 1.55", "Targets 3.05 / 4.10", "$860.00", "0.86% of account", "gamma_0dte",
+    for part in ("Approval needed", "BUY 4 × SPY 11/20/26 590C", "SPY   261120C00590000", "Limit $2.15",
+                 "Stop $1.55", "Targets $3.05 / $4.10", "$860.00", "0.86% of account", "gamma_0dte",
                  "gamma flip reclaimed", "Overseer: CAUTION", "spread 6% of mid", "Expires", "ET"):
         assert part in body, part
     assert "model review unavailable" not in body
@@ -53,7 +53,7 @@ async def test_card_approve_then_fill(make_bot, tbus, telegram_fake) -> None:
     n = len(telegram_fake.sent_messages(ADMIN_CHAT))
     await h.publish(position(tbus, "entry", corr=ok.correlation_id))
     fill = await telegram_fake.wait_for_sent_async(ADMIN_CHAT, "Filled", timeout=5, after=n)
-    assert "BUY 4 × SPY 2026-11-20 590C @ 2.15" in visible(fill["text"])
+    assert "BUY 4 × SPY 11/20/26 590C @ $2.15" in visible(fill["text"])
     assert fill["reply_to_message"]["message_id"] == card["message_id"]
 
     audits = [e for e in await read_stream(tbus, "audit") if isinstance(e, AuditEvent)]

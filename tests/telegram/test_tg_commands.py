@@ -89,7 +89,7 @@ async def test_close_report_and_positions(make_bot, tbus) -> None:
            "qty_open": 2, "avg_entry": 2.15, "stop": 1.55, "multiplier": 100}
     await tbus.redis.hset(tbus.keys.hash("positions"), "pos-7", json.dumps(pos))
     listing = await h.command("/positions", contains="Open positions")
-    assert "SPY 2026-11-20 590C" in listing["text"] and "/close pos-7" in listing["text"]
+    assert "SPY 11/20/26 590C" in listing["text"] and "/close pos-7" in listing["text"]
 
     await h.command("/close pos-7", contains="Close requested")
     [close] = await controls(tbus, "close")
