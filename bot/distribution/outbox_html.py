@@ -21,6 +21,7 @@ from typing import Any
 from bot.distribution.outbox_cards import CARD_TYPES, AdminItem, CardSettings, admin_items
 from bot.distribution.outbox_messages import load_records, message_html
 from core.bus.events import NY
+from core.format.numbers import plural
 from core.runtime.demo_figures import rejections
 from core.runtime.journal_read import read_events
 
@@ -147,7 +148,7 @@ def _rejected_line(events: list[Any]) -> str:
     if not r["by_overseer"]:
         return ""
     top = ", ".join(f"{html.escape(k)} {v}" for k, v in list(r["rules"].items())[:3])
-    return (f" · {r['by_overseer']} signal(s) rejected by the overseer's rules never reach the admin "
+    return (f" · {plural(r['by_overseer'], 'signal')} rejected by the overseer's rules never reach the admin "
             f"(top reasons: {top})")
 
 
@@ -164,7 +165,7 @@ def render_outbox_html(outbox_jsonl_path: str | os.PathLike[str], html_path: str
         items = admin_items(read.events, cards, out.parent)
         note = _rejected_line(read.events)
         if read.skipped:
-            note += f" · {read.skipped} unreadable journal line(s) skipped"
+            note += f" · {plural(read.skipped, 'unreadable journal line')} skipped"
     day = min((str(r.get("ts", "")) for r in records), default="")[:10]
     subtitle = (f"{day} · {len(records)} subscriber messages" if records else "no subscriber messages")
     if items is not None:

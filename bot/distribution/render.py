@@ -48,7 +48,6 @@ import logging
 import math
 import re
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 

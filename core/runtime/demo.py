@@ -37,6 +37,7 @@ from core.clock.calendar import NyseCalendar
 from core.clock.clock import SimClock
 from core.config.model import Settings
 from core.config.secrets import Secrets
+from core.format.numbers import plural, signed_money
 from core.pnl import closed_trades, day_realized
 from core.runtime.demo_figures import closing_lines, open_positions, outputs, rejections
 from core.runtime.demo_progress import Progress
@@ -230,10 +231,10 @@ async def _day(settings: Settings, secrets: Secrets, day: date, seed: int, out: 
         summary["ledger"] = {"database": store.describe(), "events_written": store.written}
     summary["outputs"] = outputs(out, summary["ledger"]["database"] if ledger is not None else None)
     if progress:
-        print(f"demo: {summary['signals']} signals, {summary['fills']} fills, "
-              f"{summary['positions_closed']} closed, realized {summary['realized_pnl']:+.2f}, "
-              f"{sum(summary['messages']['discord'].values()) + summary['messages']['x'] + summary['messages']['reddit']}"
-              f" messages, {len(reports)} report(s) in {summary['wall_seconds']:.1f}s -> {out}/",
+        sent = sum(summary['messages']['discord'].values()) + summary['messages']['x'] + summary['messages']['reddit']
+        print(f"demo: {plural(summary['signals'], 'signal')}, {plural(summary['fills'], 'fill')}, "
+              f"{summary['positions_closed']} closed, realized {signed_money(summary['realized_pnl'])}, "
+              f"{plural(sent, 'message')}, {plural(len(reports), 'report')} in {summary['wall_seconds']:.1f}s -> {out}/",
               file=sys.stderr)
         if ledger is not None:
             print(f"ledger: {summary['ledger']['events_written']} events -> {summary['ledger']['database']}",

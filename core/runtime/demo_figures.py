@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from core.bus.events import ApprovalEvent, AuditEvent, Event, OrderEvent, PositionEvent, VerdictEvent
+from core.format.numbers import plural
 
 
 def rejections(events: list[Event]) -> dict[str, Any]:
@@ -76,7 +77,7 @@ def closing_lines(summary: dict[str, Any]) -> list[str]:
     lines = ["outputs:"]
     o = summary.get("outputs", {})
     for key, label, what in (("outbox_html", "outbox.html", "open in a browser: approval cards + subscriber feeds"),
-                             ("reports", "reports", f"{len(summary.get('reports', []))} HTML file(s)"),
+                             ("reports", "reports", plural(len(summary.get('reports', [])), 'HTML file')),
                              ("journal", "journal", "every bus event, one JSON line each"),
                              ("ledger", "ledger", "the day's database")):
         if key in o:
@@ -94,7 +95,7 @@ def closing_lines(summary: dict[str, Any]) -> list[str]:
         if r.get(key):
             lines.append(f"  {label}: " + ", ".join(f"{k} {v}" for k, v in r[key].items()))
     left = summary.get("open_positions", [])
-    lines.append(f"left open: {len(left)} position(s)" + (":" if left else ""))
+    lines.append(f"left open: {plural(len(left), 'position')}" + (":" if left else ""))
     for p in left[:10]:
         lines.append(f"  {p['contract']} x{p['qty_open']} ({p['strategy']}, entry {p['entry_price']:.2f})")
     if len(left) > 10:

@@ -83,7 +83,7 @@ def _service(name: str, v: dict[str, Any]) -> str:
     if late:
         text += f" ({', '.join(late)})"
     if v.get("errors"):
-        text += f" {v['errors']} error(s)"
+        text += f" {plural(v['errors'], 'error')}"
         if state in ("stalled", "errors") and v.get("last_error"):
             text += f": {str(v['last_error'])[:80]}"
     return text
