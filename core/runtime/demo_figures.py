@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from core.bus.events import ApprovalEvent, AuditEvent, Event, OrderEvent, PositionEvent, VerdictEvent
-from core.format.numbers import plural
+from core.format.numbers import contract_label, option_price, plural
 
 
 def rejections(events: list[Event]) -> dict[str, Any]:
@@ -55,8 +55,7 @@ def open_positions(events: list[Event]) -> list[dict[str, Any]]:
     out = []
     for pid, p in last.items():
         if p.kind != "closed" and p.qty_open > 0:
-            strike = f"{p.strike:g}"
-            out.append({"position_id": pid, "contract": f"{p.symbol} {p.expiry} {strike}{p.right}",
+            out.append({"position_id": pid, "contract": contract_label(p.symbol, p.expiry, p.strike, p.right),
                         "qty_open": p.qty_open, "entry_price": p.entry_price, "stop": p.stop,
                         "strategy": p.strategy})
     return out
@@ -97,7 +96,7 @@ def closing_lines(summary: dict[str, Any]) -> list[str]:
     left = summary.get("open_positions", [])
     lines.append(f"left open: {plural(len(left), 'position')}" + (":" if left else ""))
     for p in left[:10]:
-        lines.append(f"  {p['contract']} x{p['qty_open']} ({p['strategy']}, entry {p['entry_price']:.2f})")
+        lines.append(f"  {p['contract']} x{p['qty_open']} ({p['strategy']}, entry {option_price(p['entry_price'])})")
     if len(left) > 10:
         lines.append(f"  ... and {len(left) - 10} more")
     return lines

@@ -67,7 +67,7 @@ async def test_every_card_shows_the_trade_the_inert_buttons_and_its_outcome(bus,
     page = await _day(bus, tmp_path)
     for sid in ("S1", "S2", "S3", "S4"):
         card = _card(page, sid)
-        assert "BUY 4 × SPY 2026-11-20 590C" in card, sid  # contract and size as sent
+        assert "BUY 4 × SPY 11/20/26 590C" in card, sid  # contract and size as sent
         assert "Premium at risk <b>$860.00</b> (0.86% of account)" in card, sid
         assert "Overseer: <b>" in card and "Approval needed" in card, sid
         assert BUTTONS.findall(card) == ["✅ Approve", "½ Half (2)", "❌ Reject"], sid
@@ -86,7 +86,7 @@ async def test_every_card_shows_the_trade_the_inert_buttons_and_its_outcome(bus,
     assert "Approved 2 of 4 (half size)" in s4 and "spread 14% of mid (max 10%)" in s4
     # a signal the overseer rejected never reaches the admin: no card, named in the header
     assert 'id="card-S5"' not in page
-    assert "1 signal(s) rejected by the overseer's rules never reach the admin (top reasons: MAX_POSITIONS 1)" in page
+    assert "1 signal rejected by the overseer's rules never reach the admin (top reasons: MAX_POSITIONS 1)" in page
     assert page.count('<div class="tg card"') == 4
 
 
@@ -96,4 +96,4 @@ async def test_a_torn_journal_line_is_skipped_and_counted(bus, tmp_path):
     with journal.open("a", encoding="utf-8") as fh:
         fh.write('{"type":"approval.decision","ts":"2026-11-20T09:40:00.000-05:00","signal":{"id"\n')
     page = Path(render_outbox_html(tmp_path / "outbox.jsonl", tmp_path / "o.html", journal)).read_text()
-    assert "1 unreadable journal line(s) skipped" in page and page.count('<div class="tg card"') == 4
+    assert "1 unreadable journal line skipped" in page and page.count('<div class="tg card"') == 4

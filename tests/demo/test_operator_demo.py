@@ -22,6 +22,7 @@ import redis
 import main as cli
 from core.bus.events import NY
 from core.clock.calendar import NyseCalendar
+from core.format.numbers import plural
 from core.runtime.demo import default_session_day
 from core.runtime.demo_progress import Progress
 from tests.conftest import REDIS_URL
@@ -132,10 +133,10 @@ def test_the_demo_ends_saying_where_its_outputs_are_what_was_rejected_and_what_i
     s, err, out = short_day["summary"], short_day["stderr"], short_day["out"]
     assert "\r" not in err  # not a terminal: plain progress lines
     assert f"  outbox.html  {out / 'outbox.html'}  (open in a browser" in err
-    assert f"  reports      {out / 'reports'}  ({len(s['reports'])} HTML file(s))" in err
+    assert f"  reports      {out / 'reports'}  ({len(s['reports'])} HTML files)" in err
     assert f"  journal      {out / 'journal.jsonl'}" in err and "  ledger       sqlite:///" in err
     assert f"rejected: {s['rejected']} of {s['signals']} signals" in err
-    assert f"left open: {len(s['open_positions'])} position(s)" in err
+    assert f"left open: {plural(len(s['open_positions']), 'position')}" in err
     for p in s["open_positions"]:
         assert f"  {p['contract']} x{p['qty_open']} ({p['strategy']}" in err
     # --json keeps its keys and adds the new ones

@@ -157,7 +157,7 @@ async def test_status_shows_each_service_state_and_age(live_bus):
     text = format_status(s)
     assert "  healthy ok " in text
     assert "  stuck STALLED 4" in text and "(consume 4" in text and "> 31s)" in text
-    assert "  failing ERRORS" in text and "1 error(s): ConnectionError: Connection refused" in text
+    assert "  failing ERRORS" in text and "1 error: ConnectionError: Connection refused" in text
     assert "  gone stopped" in text
 
 

@@ -89,9 +89,9 @@ async def test_approved_signals_that_never_filled_are_listed(day, bus, make_serv
     prem, basic = _text(pages["premium"]), _text(pages["basic"])
     for page in (prem, basic):
         assert "Approved, not filled" in page and "2 approved signals without an entry fill" in page
-        assert "SPY 2026-11-20 585P" in page
+        assert "SPY 11/20/26 585P" in page
         assert "approved, not filled: order cancelled at 09:52 (timeout)" in page
-    assert re.search(r"09:50 SPY 2026-11-20 585P gamma_0dte 8 1\.75 approved, not filled", prem)
+    assert re.search(r"09:50 SPY 11/20/26 585P gamma_0dte 8 1\.75 approved, not filled", prem)
     assert "(not filled: order cancelled at 09:52 (timeout))" in prem  # the signals table says it too
     assert "gamma_0dte" not in basic.split("Approved, not filled")[1].split("Open positions")[0]
     assert "585P" not in pages["free"]

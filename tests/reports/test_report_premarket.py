@@ -50,7 +50,7 @@ async def test_premarket_has_the_previous_sessions_positioning(day, bus, make_se
     near = [(lv.names, lv.level, lv.distance_pct) for lv in watch["SPY"].levels]  # nearest first
     assert near == [(["call wall"], 594.0, 0.29), (["max pain"], 590.0, -0.38), (["gamma flip"], 586.0, -1.06),
                     (["put wall"], 579.0, -2.24)]
-    assert [p.contract for p in d.open_positions] == ["SPY 2026-11-20 589C"]
+    assert [p.contract for p in d.open_positions] == ["SPY 11/20/26 589C"]
 
     pages = render_all(d, {}, "cdn")
     prem, basic = _text(pages["premium"]), _text(pages["basic"])
@@ -60,7 +60,7 @@ async def test_premarket_has_the_previous_sessions_positioning(day, bus, make_se
         assert "Friday: regular session 09:30–16:00 New York time." in page
         assert "Economic events: none configured" in page
         assert "Thu Nov 26: market closed (holiday)" in page
-        assert re.search(r"Positions carried overnight .{0,120}? SPY 2026-11-20 589C .{0,30}2\.10", page)
+        assert re.search(r"Positions carried overnight .{0,120}? SPY 11/20/26 589C .{0,30}2\.10", page)
         assert "SPY 588.40 592.26 +0.66%" in page  # previous close -> pre-market last
         assert "SPY 592.26 (pre-market), above the flip: call wall 594 (+0.29%); max pain 590 (-0.38%);" in page
     for sym in ("SPY", "QQQ", "IWM"):  # GEX by strike for every symbol, premium only
