@@ -53,6 +53,10 @@ class Consumer:
         self._reread = False  # a poll failed part-way: re-read own pending entries next time
         self.retries = RetrySchedule(retry_base_ms, retry_max_ms)
         self._ack_owed: dict[str, set[str]] = {}  # handled (wrote nothing), but their XACK failed
+        # A tries count exists only for an entry whose handling failed: one read fresh (``>``) here
+        # and never failed here has none, unless its group was created over an existing tries hash
+        # (a group destroyed and made again): then every entry's HDEL is kept.
+        self._fresh_may_have_tries = False
         self.handled = 0
         self.rejected = 0
         self.failed = 0
@@ -68,12 +72,16 @@ class Consumer:
         return self.retries.next_ms()
 
     async def ensure_groups(self) -> None:
+        created = False
         for key in self.stream_keys:
             try:
                 await self.bus.redis.xgroup_create(key, self.group, id="0", mkstream=True)
+                created = True
             except ResponseError as exc:
                 if "BUSYGROUP" not in str(exc):
                     raise
+        if created and not self._fresh_may_have_tries:
+            self._fresh_may_have_tries = bool(await self.bus.redis.exists(self.bus.keys.tries(self.group)))
 
     async def _recover(self, handler: Handler) -> int:
         """Own pending entries first, then entries idle in dead consumers."""
@@ -165,13 +173,16 @@ class Consumer:
             await self.ensure_groups()
             return n
         for key, entries in resp or []:
-            n += await self._batch(handler, key, entries)
+            n += await self._batch(handler, key, entries, fresh=True)
         return n
 
-    async def _batch(self, handler: Handler, key: str, entries: list[tuple[str, dict[str, Any]]]) -> int:
+    async def _batch(self, handler: Handler, key: str, entries: list[tuple[str, dict[str, Any]]],
+                     fresh: bool = False) -> int:
         """Handle a batch in order. Types this consumer does not take, and handlings that wrote
         nothing, are acknowledged together in one XACK at the end (no marker needed: nothing
-        to duplicate). The handled-markers of the rest are checked in one round trip."""
+        to duplicate). The handled-markers of the rest are checked in one round trip. ``fresh``:
+        the entries were read with ``>`` (never delivered before), so none has a tries count
+        unless it failed here since."""
         now_ms = self.bus.clock.ms()
         owed = self._ack_owed.get(key, set())  # and entries only waiting for their ack
         entries = [(i, f) for i, f in entries if not self.retries.waiting(key, i, now_ms) and i not in owed]
@@ -196,12 +207,13 @@ class Consumer:
         retried: list[str] = []  # acked here after failed attempts: their tries count goes too
         try:
             for (entry_id, fields), item in zip(entries, decoded, strict=True):
+                clear = self._may_have_tries(key, entry_id, fresh)
                 if item is None or (isinstance(item, Event) and item.id in done):
                     ack.append(entry_id)
-                    if self.retries.done(key, entry_id):
+                    if self.retries.done(key, entry_id) or clear:
                         retried.append(entry_id)
                     continue
-                outcome = await self._one(handler, key, entry_id, fields, item)
+                outcome = await self._one(handler, key, entry_id, fields, item, clear_tries=clear)
                 if outcome == _UNSURE:
                     # the commit failed, perhaps after the server applied it: Redis is suspect and the
                     # markers read above may be stale. Stop here; the rest is re-read, markers re-checked.
@@ -209,7 +221,7 @@ class Consumer:
                     break
                 if outcome == _EMPTY:
                     ack.append(entry_id)
-                    if self.retries.done(key, entry_id):
+                    if self.retries.done(key, entry_id) or clear:
                         retried.append(entry_id)
                 if outcome in (_EMPTY, _COMMITTED) and isinstance(item, Event):
                     done.add(item.id)  # the same event twice in one batch
@@ -226,8 +238,14 @@ class Consumer:
             raise
         return len(entries)
 
+    def _may_have_tries(self, key: str, entry_id: str, fresh: bool) -> bool:
+        """Whether the group's tries hash may hold a count for this entry (then its success clears it):
+        re-read from the pending list (an earlier process may have failed it), failed here, or read
+        fresh from a group made over an old tries hash."""
+        return not fresh or self._fresh_may_have_tries or self.retries.tries(key, entry_id) > 0
+
     async def _one(self, handler: Handler, key: str, entry_id: str, fields: dict[str, Any],
-                   decoded: Event | BadEvent | None = None) -> int:
+                   decoded: Event | BadEvent | None = None, *, clear_tries: bool = True) -> int:
         """Handle one entry: ``_COMMITTED`` (outputs + marker + ack in one MULTI/EXEC),
         ``_EMPTY`` (handler wrote nothing: the caller acks), ``_UNSURE`` (the commit failed),
         ``_SKIPPED`` otherwise."""
@@ -266,8 +284,8 @@ class Consumer:
             return _EMPTY  # the caller acks it (and clears its retry)
         tx.pipe.set(done_key, "1", ex=self.processed_ttl_s)
         tx.pipe.xack(key, self.group, entry_id)
-        # a count left by an earlier process too
-        tx.pipe.hdel(self.bus.keys.tries(self.group), self.bus.keys.tries_field(key, entry_id))
+        if clear_tries:  # a count left by an earlier process too
+            tx.pipe.hdel(self.bus.keys.tries(self.group), self.bus.keys.tries_field(key, entry_id))
         try:
             await tx.commit()
         except Exception as exc:  # noqa: BLE001 - all or nothing was written; pending either way

@@ -56,6 +56,9 @@ class Service:
     # event types it handles (others on its streams are acknowledged unread); None = all
     event_types: frozenset[str] | None = None
     interval_s: float | None = None
+    # the lock-step runner may reuse this service's next_due answer until the service acts (handles an
+    # event, runs a timer, is woken) or the day changes; False if another writer can move it earlier
+    next_due_reusable: bool = True
 
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
@@ -87,5 +90,6 @@ class Service:
         """Periodic work every ``interval_s`` and whenever ``next_due`` has come."""
 
     async def next_due(self, now: datetime) -> datetime | None:
-        """Earliest time this service has scheduled work (None = nothing scheduled)."""
+        """Earliest time this service has scheduled work (None = nothing scheduled). It may move
+        earlier only through this service's own handle/on_timer/on_wake (see ``next_due_reusable``)."""
         return None
