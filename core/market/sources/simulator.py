@@ -105,16 +105,17 @@ class SimulatorSource(MarketSource):
             return []
         spot, live, pr = sim.row_quotes(symbol, np.array([row for _, row in found], dtype=np.int64))
         lay = sim.layout(symbol)
-        priced = {int(r): j for j, r in enumerate(live.tolist())}
+        priced = {r: j for j, r in enumerate(live.tolist())}
+        bids, asks = pr.bid.tolist(), pr.ask.tolist()
+        sizes = displayed_size(lay.open_interest[live]).tolist()
         out: list[OptionQuote] = []
         for key, row in found:
             j = priced.get(row)
             if j is None:  # its expiry has closed: no longer in the chain
                 continue
             iso, right, k = _parse(key)  # type: ignore[misc]  # parsed before (_row_of)
-            size = float(displayed_size(lay.open_interest[row]))
             out.append(OptionQuote(contract_key=key, symbol=symbol, expiry=iso, strike=k, right=right,
-                                   bid=float(pr.bid[j]), ask=float(pr.ask[j]), bid_size=size, ask_size=size,
+                                   bid=bids[j], ask=asks[j], bid_size=sizes[j], ask_size=sizes[j],
                                    underlying=spot, ts_ms=self._now_ms))
         return out
 
