@@ -41,7 +41,7 @@ class SimulatorSource(MarketSource):
         self.settings = ctx.settings
         self.symbols = list(ctx.settings.market.symbols)
         self.sim: MarketSimulator | None = ctx.extras.get("simulator")
-        self._chains: dict[str, OptionChain] = {}  # this tick's chains (chain + option quotes share one)
+        self._chains: dict[str, OptionChain] = {}  # this tick's chains (priced once per tick)
         self._now_ms = 0
         self._rows_sim: MarketSimulator | None = None  # the session _rows belongs to
         self._rows: dict[tuple[str, str], int | None] = {}  # (symbol, contract key) -> layout row
