@@ -36,7 +36,10 @@ SERVICE = "market"
 
 
 def _finite(*xs: float) -> bool:
-    return all(isinstance(x, (int, float)) and math.isfinite(x) for x in xs)
+    for x in xs:  # a loop, not all(<generator>): called for every quote and book level each tick
+        if not isinstance(x, (int, float)) or not math.isfinite(x):
+            return False
+    return True
 
 
 def underlying_problem(bid: float, ask: float, last: float, bid_size: float, ask_size: float) -> str | None:

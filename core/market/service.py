@@ -40,6 +40,7 @@ from core.market.sources import make_source
 from core.runtime.service import Context, Service
 
 REF_TTL_S = 86_400
+_DARK = frozenset({"TRF", "FINRA", "ADF"})  # off-exchange venues: dark-pool prints
 
 
 def _ms(dt: datetime) -> int:
@@ -188,25 +189,35 @@ class MarketDataService(Service):
         ticks = src.net_premium(sym)
         if not prints and not alerts and not ticks:
             return
-        buy = float(sum(p.size for p in prints if p.side == "buy"))
-        sell = float(sum(p.size for p in prints if p.side == "sell"))
-        dark = [p for p in prints if p.exchange in ("TRF", "FINRA", "ADF")]
+        buy = sell = dark_buy = dark_sell = total = blocks = 0  # summed in print order, as sum() did
+        sweeps: set[int] = set()
+        for p in prints:  # one pass over the tick's prints
+            total += p.size
+            if p.side == "buy":
+                buy += p.size
+                if p.exchange in _DARK:
+                    dark_buy += p.size
+            elif p.side == "sell":
+                sell += p.size
+                if p.exchange in _DARK:
+                    dark_sell += p.size
+            if p.sweep_id is not None:
+                sweeps.add(p.sweep_id)
+            if p.kind == "block":
+                blocks += 1
         prev = self._last_price.get(sym)
         change = 0.0 if (last is None or prev is None) else last - prev
         if last is not None:
             self._last_price[sym] = last
-        self._emit(tx, sym, now_ms, FlowEvent, correlation_id=f"md:{sym}", symbol=sym, buy_volume=buy,
-                   sell_volume=sell,
-                sweeps=len({p.sweep_id for p in prints if p.sweep_id is not None}),
-                blocks=sum(1 for p in prints if p.kind == "block"),
-                dark_buy_volume=float(sum(p.size for p in dark if p.side == "buy")),
-                dark_sell_volume=float(sum(p.size for p in dark if p.side == "sell")),
+        self._emit(tx, sym, now_ms, FlowEvent, correlation_id=f"md:{sym}", symbol=sym, buy_volume=float(buy),
+                   sell_volume=float(sell), sweeps=len(sweeps), blocks=blocks,
+                   dark_buy_volume=float(dark_buy), dark_sell_volume=float(dark_sell),
                 net_call_premium=float(sum(t.net_call_premium for t in ticks)),
                 net_put_premium=float(sum(t.net_put_premium for t in ticks)),
                 alerts=[{"contract": a.contract, "expiry": a.expiry.isoformat(), "strike": a.strike, "right": a.right,
                          "side": a.side, "sweep": a.is_sweep, "size": a.size, "premium": a.premium,
                          "rule": a.alert_rule, "bullish": a.bullish} for a in alerts],
-                price_change=round(change, 6), volume=float(sum(p.size for p in prints)), last=last or 0.0)
+                price_change=round(change, 6), volume=float(total), last=last or 0.0)
 
     async def _watched(self) -> dict[str, set[str]]:
         keys = await self.redis.hkeys(self.keys.hash("watch"))

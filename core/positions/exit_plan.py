@@ -42,7 +42,7 @@ from core.domain.signal import Side
 from core.execution.orders import OrderPurpose, OrderRequest, OrderType, TimeInForce
 from core.execution.pricing import to_tick
 from core.positions.plans import TargetRule
-from core.positions.position import Position, PositionEvent, PositionEventKind, make_event
+from core.positions.position import Position, PositionEvent, PositionEventKind, copy_position, make_event
 from core.positions.session import SessionInfo
 
 __all__ = [
@@ -93,7 +93,7 @@ def _level(p: Position, gain: float) -> float:
 
 def observe(position: Position, mark: float, now: datetime, session: SessionInfo) -> Position:
     """Book market state (idempotent for the same inputs); returns a new Position."""
-    p = position.model_copy(deep=True)
+    p = copy_position(position)
     if not p.is_open:
         return p
     if _good(mark):
@@ -157,7 +157,11 @@ def evaluate(position: Position, mark: float, now: datetime, session: SessionInf
     A non-finite or non-positive mark is bad input: no action."""
     if not position.is_open or position.qty_open == 0 or not _good(mark):
         return []
-    p = observe(position, mark, now, session)
+    return _decide(position, observe(position, mark, now, session), mark, now, session)
+
+
+def _decide(position: Position, p: Position, mark: float, now: datetime, session: SessionInfo) -> list[PositionAction]:
+    """:func:`evaluate` on ``p`` = ``observe(position, mark, now, session)``."""
     actions: list[PositionAction] = []
     stop = p.stop
     want = _desired_stop(p)
@@ -185,7 +189,7 @@ def evaluate(position: Position, mark: float, now: datetime, session: SessionInf
 def apply_action(position: Position, action: PositionAction, now: datetime) -> tuple[Position, list[PositionEvent]]:
     """Book a decision. Only a stop that actually rises produces an event (``stop_moved``);
     sells only promise contracts (``qty_pending_exit``) until their fills arrive."""
-    p = position.model_copy(deep=True)
+    p = copy_position(position)
     if not p.is_open:
         return p, []
     if isinstance(action, MoveStop):
@@ -223,8 +227,9 @@ def step(
     """observe + evaluate + apply every action: the one call a wrapper needs per mark."""
     if not position.is_open or not _good(mark):
         return position, [], []
-    actions = evaluate(position, mark, now, session)  # decided on the un-observed state (reasons)
-    p = observe(position, mark, now, session)
+    p = observe(position, mark, now, session)  # observed once: evaluate would observe the same again
+    # decided as evaluate() decides (reasons compare with the un-observed state)
+    actions = _decide(position, p, mark, now, session) if position.qty_open else []
     events: list[PositionEvent] = []
     for a in actions:
         p, ev = apply_action(p, a, now)

@@ -186,8 +186,10 @@ class PositionService(Service):
         mark = round((q.bid + q.ask) / 2.0, 4)
         session = self._session(now)
         changed: list[Position] = []
-        for pos in positions:
-            pos, actions, events = step(pos, mark, now, session)
+        for before in positions:
+            pos, actions, events = step(before, mark, now, session)
+            if not actions and not events and _unchanged(pos, before, mark):
+                continue  # the same mark again: nothing to store (only last_mark_ts would move)
             pos = pos.model_copy(update={"last_mark": mark, "last_mark_ts": now})
             ctx = await self._context(pos.correlation_id)
             for e in events:
@@ -274,10 +276,20 @@ class PositionService(Service):
             unrealized += (mark - p.avg_entry) * p.qty_open * p.multiplier
             premium += p.avg_entry * p.qty_open * p.multiplier
         equity = base + realized + unrealized
-        self._acct = {"account_value": f"{base:.2f}", "day": today, "realized_today": f"{realized:.2f}",
-                      "unrealized": f"{unrealized:.2f}", "premium_open": f"{premium:.2f}",
-                      "peak_equity": f"{max(peak, equity):.2f}", "updated_ms": str(self.clock.ms())}
+        acct = {"account_value": f"{base:.2f}", "day": today, "realized_today": f"{realized:.2f}",
+                "unrealized": f"{unrealized:.2f}", "premium_open": f"{premium:.2f}",
+                "peak_equity": f"{max(peak, equity):.2f}"}
+        if all(h.get(k) == v for k, v in acct.items()):
+            return  # every figure as stored (updated_ms, read by nobody, keeps the last change's time)
+        self._acct = {**acct, "updated_ms": str(self.clock.ms())}
         tx.pipe.hset(key, mapping=self._acct)
+
+
+def _unchanged(observed: Position, before: Position, mark: float) -> bool:
+    """Whether marking ``before`` at ``mark`` changed nothing but the mark's time: the stored
+    record is kept as is (its ``last_mark_ts`` is when the mark last changed; nothing reads it)."""
+    return before.last_mark == mark and observed.model_copy(
+        update={"last_mark_ts": before.last_mark_ts}) == before
 
 
 def _horizon(expiry: date, when: datetime) -> Horizon:

@@ -66,6 +66,9 @@ API (inputs must be timezone-aware; every output datetime is America/New_York)
     / 365 days, rate, dividend_yield, iv)`` reproduces the mid. Expiries whose
     close has passed are dropped. ``meta["expiry_kinds"]`` maps each expiry to
     0dte / 1dte / weekly / monthly. ``layout(symbol)`` gives the static layout.
+``row_quotes(symbol, rows) -> (spot, live_rows, Priced)``
+    Prices only the given ``layout`` rows now, exactly as ``chain`` prices them (the market
+    source's watched-contract quotes); rows of a closed expiry are dropped.
 ``closing_imbalance(symbol) -> ClosingImbalance | None``
     From 10 minutes before the close (15:50 NY) until the close, updated every
     second: symbol, ts, side buy/sell, imbalance_shares, paired_shares,

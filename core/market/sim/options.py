@@ -256,3 +256,14 @@ def price_snapshot(lay: ChainLayout, first_expiry: int, spot: float, epoch: floa
     rows = slice(int(lay.expiry_start[first_expiry]), None)
     tm = _term(lay, slice(first_expiry, None), spot, epoch, remaining_today)
     return _quote_rows(lay, rows, spot, tm.repeat(lay.expiry_count[first_expiry:]))
+
+
+def price_snapshot_rows(lay: ChainLayout, first_expiry: int, rows: np.ndarray, spot: float, epoch: float,
+                        remaining_today: float) -> Priced:
+    """Only layout ``rows`` (all of expiries ``>= first_expiry``) of :func:`price_snapshot`:
+    the same per-expiry terms (computed over the same expiries), picked per row, then the
+    same element-wise pass - so each row's numbers are exactly the full snapshot's (the
+    watched-contract quotes of the market service; ``tests/market/test_watched_quotes.py``)."""
+    tm = _term(lay, slice(first_expiry, None), spot, epoch, remaining_today)
+    e = lay.exp_idx[rows] - first_expiry
+    return _quote_rows(lay, rows, spot, _Term(*(getattr(tm, f)[e] for f in tm.__slots__)))  # type: ignore[attr-defined]

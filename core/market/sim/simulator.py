@@ -20,7 +20,7 @@ from core.market.sim.models import (
     TradePrint,
     UnderlyingQuote,
 )
-from core.market.sim.options import ChainLayout, build_layout, price_snapshot
+from core.market.sim.options import ChainLayout, Priced, build_layout, price_snapshot, price_snapshot_rows
 from core.market.sim.paths import Grid, SymbolPath, VarianceClock, market_path, symbol_path
 from core.market.sim.tape import (
     EXCHANGES,
@@ -280,15 +280,20 @@ class MarketSimulator:
         """The static chain layout (expiries, strikes, open interest) of ``symbol``."""
         return self._layout(self._get(symbol))
 
-    def chain(self, symbol: str) -> OptionChain:
-        """Full chain at :attr:`now`. Expiries whose close has passed are dropped."""
-        st = self._get(symbol)
+    def _pricing_inputs(self, st: _Symbol) -> tuple[ChainLayout, float, float, float, int]:
+        """(layout, epoch, spot, remaining variance today, first live expiry) at :attr:`now`."""
         lay = self._layout(st)
-        flow = self._flow_of(st)
         t = self._now_epoch
         S = float(st.path.mid[self._idx_us(self._now_us)])
         rem = float(self._grid.clock.remaining_fraction((t - self._grid.rth_open) / 60.0))
         first = int(np.searchsorted(lay.expiry_close_epoch, t, side="right"))  # expired ones first
+        return lay, t, S, rem, first
+
+    def chain(self, symbol: str) -> OptionChain:
+        """Full chain at :attr:`now`. Expiries whose close has passed are dropped."""
+        st = self._get(symbol)
+        flow = self._flow_of(st)
+        lay, t, S, rem, first = self._pricing_inputs(st)
         if first >= len(lay.expiry_dates):
             return OptionChain.empty(symbol, S, self._now)
         pr = price_snapshot(lay, first, S, t, rem)
@@ -305,6 +310,16 @@ class MarketSimulator:
             meta={"source": "sim", "seed": self.seed, "tte_basis": "ACT/365 to the expiry's NYSE close",
                   "expiry_kinds": dict(lay.meta_kinds)},
         )
+
+    def row_quotes(self, symbol: str, rows: np.ndarray) -> tuple[float, np.ndarray, Priced]:
+        """Spot and the prices of layout ``rows`` at :attr:`now`, exactly as :meth:`chain` gives
+        them, without pricing the rest of the chain: ``(spot, live_rows, priced)`` where
+        ``live_rows`` are the given rows whose expiry has not closed (in the given order) and
+        ``priced`` is aligned with them."""
+        lay, t, S, rem, first = self._pricing_inputs(self._get(symbol))
+        live = np.asarray(rows, dtype=np.int64)
+        live = live[lay.exp_idx[live] >= first] if first < len(lay.expiry_dates) else live[:0]
+        return S, live, price_snapshot_rows(lay, min(first, len(lay.expiry_dates) - 1), live, S, t, rem)
 
     def option_flow(self, symbol: str) -> list[FlowAlert]:
         """Flow alerts (notable trades) with ``ts <= now`` not returned before."""

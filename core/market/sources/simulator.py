@@ -17,6 +17,7 @@ from core.clock.calendar import NY
 from core.market.chain import OptionChain, displayed_size
 from core.market.reference import Reference, simulated_reference
 from core.market.sim import MarketSimulator
+from core.market.sim.options import ChainLayout
 from core.market.source import (
     ClosingImbalance,
     DepthBook,
@@ -40,8 +41,10 @@ class SimulatorSource(MarketSource):
         self.settings = ctx.settings
         self.symbols = list(ctx.settings.market.symbols)
         self.sim: MarketSimulator | None = ctx.extras.get("simulator")
-        self._chains: dict[str, OptionChain] = {}  # this tick's chains (chain + option quotes share one)
+        self._chains: dict[str, OptionChain] = {}  # this tick's chains (priced once per tick)
         self._now_ms = 0
+        self._rows_sim: MarketSimulator | None = None  # the session _rows belongs to
+        self._rows: dict[tuple[str, str], int | None] = {}  # (symbol, contract key) -> layout row
 
     def _ensure_sim(self, now: datetime) -> MarketSimulator:
         day = now.astimezone(NY).date()
@@ -94,27 +97,37 @@ class SimulatorSource(MarketSource):
         return got
 
     def option_quotes(self, symbol: str, contract_keys: set[str]) -> list[OptionQuote]:
-        chain = self.chain(symbol)
-        if chain is None:
+        """Prices only the watched contracts (``MarketSimulator.row_quotes``), not the whole
+        chain: the same numbers as the chain's rows, which the paper fills and marks rely on."""
+        sim = self._sim()
+        found = [(key, row) for key in sorted(contract_keys) if (row := self._row_of(sim, symbol, key)) is not None]
+        if not found:
             return []
-        exp = chain.expiry.astype("datetime64[D]").astype(str)
+        spot, live, pr = sim.row_quotes(symbol, np.array([row for _, row in found], dtype=np.int64))
+        lay = sim.layout(symbol)
+        priced = {r: j for j, r in enumerate(live.tolist())}
+        bids, asks = pr.bid.tolist(), pr.ask.tolist()
+        sizes = displayed_size(lay.open_interest[live]).tolist()
         out: list[OptionQuote] = []
-        for key in sorted(contract_keys):
-            try:
-                _sym, ymd, right, strike, _mult = key.split(":")
-                iso = f"{ymd[:4]}-{ymd[4:6]}-{ymd[6:]}"
-                k = float(strike)
-            except ValueError:
+        for key, row in found:
+            j = priced.get(row)
+            if j is None:  # its expiry has closed: no longer in the chain
                 continue
-            idx = np.nonzero((exp == iso) & (chain.is_call == (right == "C")) & np.isclose(chain.strike, k))[0]
-            if idx.size == 0:
-                continue
-            i = int(idx[0])
-            size = float(displayed_size(chain.open_interest[i]))
-            out.append(OptionQuote(contract_key=key, symbol=chain.symbol, expiry=iso, strike=k, right=right,
-                                   bid=float(chain.bid[i]), ask=float(chain.ask[i]), bid_size=size, ask_size=size,
-                                   underlying=chain.spot, ts_ms=self._now_ms))
+            iso, right, k = _parse(key)  # type: ignore[misc]  # parsed before (_row_of)
+            out.append(OptionQuote(contract_key=key, symbol=symbol, expiry=iso, strike=k, right=right,
+                                   bid=bids[j], ask=asks[j], bid_size=sizes[j], ask_size=sizes[j],
+                                   underlying=spot, ts_ms=self._now_ms))
         return out
+
+    def _row_of(self, sim: MarketSimulator, symbol: str, key: str) -> int | None:
+        """The layout row a contract key names (the chain's first match: expiry, right, strike
+        within ``np.isclose``), None when the chain has no such contract; cached per session."""
+        if self._rows_sim is not sim:
+            self._rows_sim, self._rows = sim, {}
+        memo = (symbol, key)
+        if memo not in self._rows:
+            self._rows[memo] = _find_row(sim.layout(symbol), key)
+        return self._rows[memo]
 
     def prints(self, symbol: str) -> list[TradePrint]:
         return self._sim().prints(symbol)
@@ -135,3 +148,22 @@ class SimulatorSource(MarketSource):
 
     def describe(self) -> str:
         return f"built-in simulator (seed {self.ctx.extras.get('seed', self.settings.demo.seed)})"
+
+
+def _parse(key: str) -> tuple[str, str, float] | None:
+    """(ISO expiry, right, strike) of ``SYMBOL:YYYYMMDD:R:STRIKE:MULT``; None when malformed."""
+    try:
+        _sym, ymd, right, strike, _mult = key.split(":")
+        return f"{ymd[:4]}-{ymd[4:6]}-{ymd[6:]}", right, float(strike)
+    except ValueError:
+        return None
+
+
+def _find_row(lay: ChainLayout, key: str) -> int | None:
+    parsed = _parse(key)
+    if parsed is None:
+        return None
+    iso, right, k = parsed
+    exp = lay.expiry.astype("datetime64[D]").astype(str)
+    idx = np.nonzero((exp == iso) & (lay.is_call == (right == "C")) & np.isclose(lay.strike, k))[0]
+    return int(idx[0]) if idx.size else None
