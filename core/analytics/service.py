@@ -23,6 +23,7 @@ import numpy as np
 
 from core.analytics.book import imbalance_l1, imbalance_l5
 from core.analytics.chain_analysis import AnalysisSettings, ChainAnalysis, analyze_chain
+from core.analytics.chain_cache import CHAINS
 from core.analytics.features import FlowWindow, chain_features
 from core.analytics.liquidity import liquidity_grades
 from core.analytics.vpin import Vpin
@@ -89,7 +90,8 @@ class AnalyticsService(Service):
             self.log.warning("chain snapshot %s missing for %s (expired?)", ev.snapshot_key, ev.symbol)
             return
         try:
-            chain = decode_chain(raw)
+            # kept for the signal service, which needs this chain again for the snapshot made from it
+            chain = CHAINS.put(ev.snapshot_key, decode_chain(raw))
         except (ValueError, KeyError, TypeError) as exc:
             metrics.REJECTED.labels(self.name, "chain_malformed").inc()
             self.log.warning("chain snapshot for %s malformed: %s", ev.symbol, exc)

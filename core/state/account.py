@@ -102,7 +102,12 @@ async def open_positions(redis: aioredis.Redis, keys: Keys) -> list[dict]:
 
 
 async def disabled_strategies(redis: aioredis.Redis, keys: Keys, settings: Settings) -> list[str]:
-    switches = await redis.hgetall(keys.hash("strategies"))
+    return disabled_from(await redis.hgetall(keys.hash("strategies")), settings)
+
+
+def disabled_from(switches: dict, settings: Settings) -> list[str]:
+    """The disabled strategies given the ``strategies`` hash as read (HGETALL; a caller may read it
+    in a pipeline with its other reads) and the config's ``enabled`` defaults."""
     names = set(settings.strategies) | set(switches)
     out = []
     for name in sorted(names):

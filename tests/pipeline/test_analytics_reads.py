@@ -31,3 +31,18 @@ async def test_reads_per_chain_event(sim_bus, ctx_for):
         await tx.commit()
     snaps = await stream(sim_bus, "analytics")
     assert len(snaps) == len(chains) and all(s.obi_l1 is not None for s in snaps)
+
+
+async def test_signals_reuse_the_chain_analytics_decoded(sim_bus, ctx_for):
+    from core.analytics.chain_cache import CHAINS
+    from core.signals.service import SignalService
+
+    ctx = ctx_for(market={"symbols": ["SPY"]}, demo={"feed_gap_symbol": None})
+    signals = SignalService(ctx)
+    hits, misses = CHAINS.hits, CHAINS.misses
+    await SimRunner([MarketDataService(ctx), AnalyticsService(ctx), signals], sim_bus.clock).run(
+        at(time(9, 45)), at(time(9, 50)))
+    snaps = await stream(sim_bus, "analytics")
+    assert len(snaps) == 6  # one per chain refresh; gamma_0dte runs on SPY from 09:45
+    assert CHAINS.hits - hits == len(snaps) and CHAINS.misses == misses
+    assert signals.counts["chain_missing"] == signals.counts["bad_chain"] == signals.counts["chain_stale"] == 0
