@@ -21,6 +21,7 @@ import redis.asyncio.connection as aconn
 class RedisCount:
     commands: Counter[str] = field(default_factory=Counter)
     round_trips: int = 0
+    by_key: Counter[tuple[str, str]] = field(default_factory=Counter)  # (command, first argument)
 
     @property
     def total(self) -> int:
@@ -33,12 +34,17 @@ def count_redis() -> Iterator[RedisCount]:
     orig_direct, orig_queued = aclient.Redis.execute_command, aclient.Pipeline.execute_command
     orig_send = aconn.AbstractConnection.send_packed_command
 
+    def note(args: tuple[Any, ...]) -> None:
+        name = str(args[0]).lower()
+        seen.commands[name] += 1
+        seen.by_key[(name, str(args[1]) if len(args) > 1 else "")] += 1
+
     def direct(self: Any, *args: Any, **kw: Any) -> Any:
-        seen.commands[str(args[0]).lower()] += 1
+        note(args)
         return orig_direct(self, *args, **kw)
 
     def queued(self: Any, *args: Any, **kw: Any) -> Any:
-        seen.commands[str(args[0]).lower()] += 1
+        note(args)
         return orig_queued(self, *args, **kw)
 
     async def send(conn: Any, command: Any, check_health: bool = True) -> None:

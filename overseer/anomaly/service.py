@@ -303,6 +303,7 @@ class AnomalyService(Service):
         seen = {text(k): text(v) for k, v in (await self.redis.hgetall(seen_key)).items()}
         limits = self.cfg.stale_feed_s
         out: list[d.Finding] = []
+        newer: dict[str, str] = {}  # one HSET for every feed that moved (was one HSET per feed and check)
         for sym, q_raw, c_raw in zip(symbols, quotes, chains, strict=True):
             q = load_json_obj(q_raw)
             current = {
@@ -315,11 +316,13 @@ class AnomalyService(Service):
                 field = f"{source}:{sym}"
                 last = parse_ts_ms(seen.get(field)) if seen.get(field) else None
                 if ts is not None and (last is None or ts > last):
-                    tx.pipe.hset(seen_key, field, str(ts))
+                    newer[field] = str(ts)
                     last = ts
                 f = d.feed_staleness(source, sym, last, now_ms, session_open_ms or 0, float(limits[source]))
                 if f is not None:
                     out.append(f)
+        if newer:
+            tx.pipe.hset(seen_key, mapping=newer)
         return out
 
     async def _broker(self, now_ms: int, state: dict[str, dict[str, Any]]) -> list[d.Finding]:
