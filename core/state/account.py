@@ -63,7 +63,11 @@ def _num(h: dict, field: str, default: float) -> float:
 
 
 async def read_account(redis: aioredis.Redis, keys: Keys, settings: Settings, now: datetime) -> Account:
-    h = await redis.hgetall(keys.hash("account"))
+    return account_from(await redis.hgetall(keys.hash("account")), settings, now)
+
+
+def account_from(h: dict, settings: Settings, now: datetime) -> Account:
+    """:func:`read_account` of an ``account`` hash already read (e.g. in a caller's pipeline)."""
     today = now.astimezone(NY).date().isoformat()
     base = _num(h, "account_value", float(settings.risk.account_value))
     if h.get("day") != today:  # a new day: day fields start from zero (rolled by the position manager)
