@@ -65,7 +65,7 @@ class ApprovalService(Service):
         ttl = cfg.card_ttl_s if cfg else DEFAULT_CARD_TTL_S
         expires = self.clock.ms() + ttl * 1000
         open_card(tx, f"sig:{sig.id}", "signal", expires, payload)
-        tx.after_commit.append(lambda: self._due.added(expires))
+        self._due.scheduled(tx, expires)
         tx.emit(ApprovalEvent, decision="pending", qty=sig.qty, decided_by="", expires_ts=expires, **common)
 
     def _report(self, r: ReportEvent, tx: Tx) -> None:
@@ -81,7 +81,7 @@ class ApprovalService(Service):
             return
         expires = self.clock.ms() + 6 * 3600 * 1000
         open_card(tx, f"rep:{r.report_id}", "report", expires, payload)
-        tx.after_commit.append(lambda: self._due.added(expires))
+        self._due.scheduled(tx, expires)
         tx.emit(ReportEvent, status="pending_approval", **fields)
 
     async def _read_head(self) -> float | None:

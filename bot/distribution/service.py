@@ -210,7 +210,7 @@ class DistributorService(Service):
         self.k_trades = self.keys.hash("delivery_trades")
         self.k_dead = self.keys.key("dead_letter", "deliveries")
         # Head of the delivery schedule for next_due (core/runtime/due_head.py). Only this service writes
-        # the schedule: handlings add deliveries (noted after their commit); everything else (claims,
+        # the schedule: handlings add deliveries (noted on the tx and after its commit); the rest (claims,
         # retries, chain wake-ups, removals) happens in on_timer / an immediate send, which re-read it
         # after. (Assumes one distributor per deployment, as the runners start it.)
         self._due = DueHead()
@@ -335,7 +335,7 @@ class DistributorService(Service):
         tx.pipe.zadd(self.k_queue, {idem: due_ms}, nx=True)
         tx.pipe.sadd(self.chain_key(chain), chain_member(seq, due_ms, idem))
         # NX: an idem already scheduled keeps its score, so the noted head can only be too early (harmless)
-        tx.after_commit.append(lambda: self._due.added(due_ms))
+        self._due.scheduled(tx, due_ms)
         return spec
 
     def _after_commit_send(self, tx: Tx, specs: list[dict[str, Any] | None]) -> None:

@@ -5,8 +5,8 @@ at every timer poll); asking Redis each time was a ZRANGE per service per instan
 head in memory instead. It is only valid for a set where **the owning service is the only writer
 that can make the head earlier** (add a member, lower a score):
 
-- the service reports what it adds, after its commit (:meth:`DueHead.added`, from
-  ``tx.after_commit``): the cached head becomes the lower of the two, never later than the truth;
+- the service reports what it adds (:meth:`DueHead.scheduled`: when written on the tx and again after
+  the commit): the cached head becomes the lower of the two, never later than the truth;
 - anything else the service does to the set (its timer: claims, removals, reschedules, Lua scripts)
   ends with :meth:`DueHead.invalidate`, so the next ``next_due`` reads the set again;
 - other writers may only *remove* members (a card decided on Telegram). That only makes the true
@@ -21,6 +21,7 @@ kept: every change bumps a generation, and a read started before it is returned 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 
 class DueHead:
@@ -42,10 +43,17 @@ class DueHead:
         return head
 
     def added(self, due_ms: float) -> None:
-        """A member with score ``due_ms`` was committed (call after the commit)."""
+        """A member with score ``due_ms`` is (being) added: the head is now at most ``due_ms``."""
         self._gen += 1
         if self._known:
             self._head = due_ms if self._head is None else min(self._head, due_ms)
+
+    def scheduled(self, tx: Any, due_ms: float) -> None:
+        """A member with score ``due_ms`` is written on ``tx`` (a :class:`core.bus.bus.Tx`): noted now
+        (should the tx fail, the head is merely too early) and again after the commit (a read that
+        raced the commit is not kept, and the note survives it)."""
+        self.added(due_ms)
+        tx.after_commit.append(lambda: self.added(due_ms))
 
     def invalidate(self) -> None:
         """The set changed in a way not tracked here: read it again next time."""
