@@ -16,11 +16,10 @@ For each :class:`AnalyticsEvent`:
    ``chain_missing`` / ``bad_chain`` / ``chain_stale``) when it is absent, undecodable,
    or older than the snapshot by more than ``chain_max_lag_s`` or newer by more than
    ``chain_max_lead_s``. Snapshots older than ``max_snapshot_age_s`` at the clock's now
-   (a backlog after an outage) are skipped as ``snapshot_stale``. The switches and the chain are
-   read in one round trip (the watch set only once a strategy has a candidate); the chain not at
-   all when this process's analytics service already decoded the very chain the snapshot was
-   computed from (:mod:`core.analytics.chain_cache`, keyed by chain key + asof: a chain is
-   immutable per asof);
+   (a backlog after an outage) are skipped as ``snapshot_stale``. The switches, the watch set
+   and the chain are read in one round trip; the chain not at all when this process's analytics
+   service already decoded the very chain the snapshot was computed from
+   (:mod:`core.analytics.chain_cache`, keyed by chain key + asof: a chain is immutable per asof);
 4. run each strategy (pure ``evaluate``); the confidence may be smoothed per idea
    (``confidence_ema_alpha`` < 1, off by default); a candidate under ``min_confidence`` is
    counted ``low_confidence``; the others become a :class:`Signal` (id = the event's
@@ -231,29 +230,27 @@ class SignalService(Service):
         off = set(await disabled_strategies(self.redis, self.keys, self.settings))
         return [w for w in wanted if w[0] not in off]
 
-    async def _read_state(self, ev: AnalyticsEvent, stale: bool) -> tuple[dict, OptionChain | bytes | str | None]:
-        """The strategy switches and the chain, in ONE round trip.
+    async def _read_state(self, ev: AnalyticsEvent, stale: bool) -> tuple[dict, set[str], OptionChain | bytes | str | None]:
+        """The strategy switches, the held contracts and the chain, in ONE round trip.
 
-        The switches have other writers (overseer, Telegram bot), so they are read for every snapshot,
-        not cached. The chain is the one this snapshot was computed from when the analytics service
-        of this process decoded it (``CHAINS``; immutable per asof): no GET then. Otherwise its raw
-        text (or None when absent; not read at all for a stale snapshot)."""
+        Switches and watch set have other writers (overseer / Telegram bot; positions), so they are read
+        for every snapshot, not cached. The chain is the one this snapshot was computed from when the
+        analytics service of this process decoded it (``CHAINS``; immutable per asof): no GET then.
+        Otherwise its raw text (or None when absent; not read at all for a stale snapshot)."""
         key = self.keys.snapshot("chain", ev.symbol)
         chain = None if stale else CHAINS.get(key, ev.asof)
-        if chain is not None or stale:
-            return await self.redis.hgetall(self.keys.hash("strategies")), chain
+        skip_held = getattr(self.settings.signals, "skip_held_contracts", True)
         pipe = self.redis.pipeline(transaction=False)
         pipe.hgetall(self.keys.hash("strategies"))
-        pipe.get(key)
-        switches, raw = await pipe.execute()
-        return switches, raw
-
-    async def _held(self) -> set[str]:
-        """Contracts with an open position (hash ``watch``, written by execution / positions): read when
-        the first candidate of a snapshot needs the check, not for the many silent evaluations."""
-        if not getattr(self.settings.signals, "skip_held_contracts", True):
-            return set()
-        return set(await self.redis.hkeys(self.keys.hash("watch")))
+        if skip_held and not stale:
+            pipe.hkeys(self.keys.hash("watch"))
+        if chain is None and not stale:
+            pipe.get(key)
+        res = await pipe.execute()
+        held = set(res[1]) if skip_held and not stale else set()
+        if chain is None and not stale:
+            return res[0], held, res[-1]
+        return res[0], held, chain
 
     def load_chain(self, ev: AnalyticsEvent, raw: OptionChain | bytes | str | None) -> OptionChain | None:
         """The cleaned chain for ``ev`` from a cached chain or the chain key's raw text; None (counted)
@@ -318,7 +315,7 @@ class SignalService(Service):
         if not wanted:
             return []
         stale = self.clock.ms() - ev.asof > self.options.max_snapshot_age_s * 1000
-        switches, raw_chain = await self._read_state(ev, stale)
+        switches, held, raw_chain = await self._read_state(ev, stale)
         off = set(disabled_from(switches, self.settings))
         active = [w for w in wanted if w[0] not in off]
         if not active:
@@ -331,7 +328,6 @@ class SignalService(Service):
             return []
         session, next_session = self._session(now)
         history = self.history.get(ev.symbol)
-        held: set[str] | None = None
         out: list[tuple[Candidate, DedupeResult | None]] = []
         for name, strat, cfg in active:
             prev = {d: p for (sym, sn, d), p in self.previous.items() if sym == ev.symbol and sn == name}
@@ -347,8 +343,6 @@ class SignalService(Service):
             conf = self._smooth((ev.symbol, name, cand.direction), cand.confidence, ev.asof)
             if conf != cand.confidence:
                 cand = dataclasses.replace(cand, confidence=conf)
-            if held is None:  # strategies are pure: reading it here or before the loop sees the same
-                held = await self._held()
             if cand.contract.key in held:
                 self._count("already_held")
                 out.append((cand, None))

@@ -1,6 +1,5 @@
-"""The signal service's Redis reads per snapshot: switches and chain in one round trip, the watch set
-only for a candidate, and no chain read at all when this process's analytics service already decoded
-that chain."""
+"""The signal service's Redis reads per snapshot: switches, watch set and chain in one round trip,
+and no chain read at all when this process's analytics service already decoded that chain."""
 
 from __future__ import annotations
 
@@ -34,9 +33,8 @@ async def test_one_round_trip_per_snapshot_without_the_cache(bus, redis_client, 
         for i in range(n):  # no strategy fires on an empty snapshot: only the reads are left
             sim_clock.set(ny(10, 30, 2 + i))
             await svc.process(_event(bus, chain, f"s{i}", asof_ms=base + i * 1000))
-    # before: HGETALL strategies, GET chain, HKEYS watch = 3 round trips per snapshot; no candidate,
-    # so no watch set needed
-    assert seen.commands == {"hgetall": n, "get": n}
+    # before: HGETALL strategies, GET chain, HKEYS watch = 3 round trips per snapshot
+    assert seen.commands == {"hgetall": n, "hkeys": n, "get": n}
     assert seen.round_trips == n
     assert svc.counts["chain_missing"] == 0 and svc.counts["silent:gamma_0dte"] == n
 
@@ -55,8 +53,7 @@ async def test_cached_chain_is_not_read_again_and_gives_the_same_signal(bus, red
     with count_redis() as seen:
         from_cache = await svc.process(ev)
     assert seen.commands["get"] == 0 and seen.commands["hgetall"] == 1 and seen.commands["hkeys"] == 1
-    # the switches, the watch set for the candidate, the dedupe script (a duplicate now: same snapshot)
-    assert seen.round_trips == 3
+    assert seen.round_trips == 2  # the reads, then the dedupe script (a duplicate now: same snapshot)
     assert [c for c, _r in from_cache] == [c for c, _r in from_redis] and len(from_cache) == 1
 
 
@@ -88,17 +85,3 @@ def test_cache_is_keyed_by_key_and_asof_bounded_and_read_only() -> None:
     cache.put("p:chain:SPY", b)
     cache.put("p:chain:QQQ", sim_chain("SPY", 15, 35))
     assert cache.get("p:chain:SPY", t_a) is None and cache.get("p:chain:SPY", t_b) is b
-
-
-async def test_a_held_contract_is_still_skipped(bus, redis_client, keys, sim_clock) -> None:
-    chain = sim_chain("SPY", 10, 30)
-    key = keys.snapshot("chain", "SPY")
-    await redis_client.set(key, encode_chain(chain), ex=300)
-    sim_clock.set(ny(10, 30, 2))
-    first = await SignalService(make_context(bus)).process(_event(bus, chain, "snap-A", GAMMA_FIELDS,
-                                                                  GAMMA_FEATURES))
-    (cand, _res), = first
-    await redis_client.hset(keys.hash("watch"), cand.contract.key, "1")  # a position opened on it
-    svc = SignalService(make_context(bus))
-    again = await svc.process(_event(bus, chain, "snap-B", GAMMA_FIELDS, GAMMA_FEATURES))
-    assert [r for _c, r in again] == [None] and svc.counts["already_held"] == 1
