@@ -212,7 +212,7 @@ class DistributorService(Service):
         # Head of the delivery schedule for next_due (core/runtime/due_head.py). Only this service writes
         # the schedule: handlings add deliveries (noted on the tx and after its commit); the rest (claims,
         # retries, chain wake-ups, removals) happens in on_timer / an immediate send, which re-read it
-        # after. (Assumes one distributor per deployment, as the runners start it.)
+        # after. (One distributor per deployment, as the deploy/README.md split runs it.)
         self._due = DueHead()
         su = self.dist.stop_updates
         self.stops = StopUpdates(self.redis, self.keys, StopPolicy(su.min_interval_s, su.min_move_pct),

@@ -85,3 +85,17 @@ def test_cache_is_keyed_by_key_and_asof_bounded_and_read_only() -> None:
     cache.put("p:chain:SPY", b)
     cache.put("p:chain:QQQ", sim_chain("SPY", 15, 35))
     assert cache.get("p:chain:SPY", t_a) is None and cache.get("p:chain:SPY", t_b) is b
+
+
+async def test_a_held_contract_is_still_skipped(bus, redis_client, keys, sim_clock) -> None:
+    chain = sim_chain("SPY", 10, 30)
+    key = keys.snapshot("chain", "SPY")
+    await redis_client.set(key, encode_chain(chain), ex=300)
+    sim_clock.set(ny(10, 30, 2))
+    first = await SignalService(make_context(bus)).process(_event(bus, chain, "snap-A", GAMMA_FIELDS,
+                                                                  GAMMA_FEATURES))
+    (cand, _res), = first
+    await redis_client.hset(keys.hash("watch"), cand.contract.key, "1")  # a position opened on it
+    svc = SignalService(make_context(bus))
+    again = await svc.process(_event(bus, chain, "snap-B", GAMMA_FIELDS, GAMMA_FEATURES))
+    assert [r for _c, r in again] == [None] and svc.counts["already_held"] == 1
