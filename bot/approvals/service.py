@@ -10,14 +10,15 @@ approval is required (or the demo's stand-in admin approves them), else a
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 from bot.approvals.claims import close_card, open_card, pending_cards
 from bot.approvals.decide import decide_report, decide_signal
 from bot.approvals.policy import auto_decides, current_policy
 from core.bus.bus import Tx
 from core.bus.events import ApprovalEvent, AuditEvent, Event, ReportEvent, VerdictEvent
-from core.runtime.service import Service
+from core.runtime.due_head import DueHead
+from core.runtime.service import Context, Service
 
 DEFAULT_CARD_TTL_S = 300
 
@@ -26,6 +27,15 @@ class ApprovalService(Service):
     name = "approvals"
     streams = ("verdicts", "reports")
     event_types = frozenset({"review.verdict", "report"})
+
+    def __init__(self, ctx: Context) -> None:
+        super().__init__(ctx)
+        # Head of the card expiry index ``z:cards`` for next_due (core/runtime/due_head.py). Only this
+        # service adds cards (open_card, in its handlings) or re-reads after its own timer; the other
+        # writers (Telegram buttons, the approve CLI: the claim script) only remove cards, which makes
+        # the real head later, so a cached head is at worst too early: one extra on_timer finding
+        # nothing due, after which the index is read again.
+        self._due = DueHead()
 
     async def handle(self, event: Event, tx: Tx) -> None:
         if isinstance(event, VerdictEvent):
@@ -55,6 +65,7 @@ class ApprovalService(Service):
         ttl = cfg.card_ttl_s if cfg else DEFAULT_CARD_TTL_S
         expires = self.clock.ms() + ttl * 1000
         open_card(tx, f"sig:{sig.id}", "signal", expires, payload)
+        self._due.scheduled(tx, expires)
         tx.emit(ApprovalEvent, decision="pending", qty=sig.qty, decided_by="", expires_ts=expires, **common)
 
     def _report(self, r: ReportEvent, tx: Tx) -> None:
@@ -68,18 +79,26 @@ class ApprovalService(Service):
             close_card(tx, f"rep:{r.report_id}", "report", "approved", "policy:auto", payload)
             tx.emit(ReportEvent, status="approved", by="policy:auto", **fields)
             return
-        open_card(tx, f"rep:{r.report_id}", "report", self.clock.ms() + 6 * 3600 * 1000, payload)
+        expires = self.clock.ms() + 6 * 3600 * 1000
+        open_card(tx, f"rep:{r.report_id}", "report", expires, payload)
+        self._due.scheduled(tx, expires)
         tx.emit(ReportEvent, status="pending_approval", **fields)
 
-    async def next_due(self, now: datetime) -> datetime | None:
+    async def _read_head(self) -> float | None:
         rows = await self.redis.zrange(self.keys.zset("cards"), 0, 0, withscores=True)
-        if not rows:
-            return None
-        from datetime import UTC
+        return float(rows[0][1]) if rows else None
 
-        return datetime.fromtimestamp(rows[0][1] / 1000, tz=UTC)
+    async def next_due(self, now: datetime) -> datetime | None:
+        head = await self._due.get(self._read_head)
+        return None if head is None else datetime.fromtimestamp(head / 1000, tz=UTC)
 
     async def on_timer(self, now: datetime) -> None:
+        try:
+            await self._expire(now)
+        finally:
+            self._due.invalidate()  # it removed cards (and others may have): read the head again
+
+    async def _expire(self, now: datetime) -> None:
         now_ms = int(now.timestamp() * 1000)
         for item_id, expires in await pending_cards(self.redis, self.bus):
             if expires > now_ms:

@@ -85,6 +85,7 @@ from core.bus.bus import Tx
 from core.bus.events import AlertEvent, AuditEvent, DeliveryEvent, Event, PositionEvent, ReportEvent
 from core.positions.service import ADOPTED
 from core.runtime import metrics
+from core.runtime.due_head import DueHead
 from core.runtime.service import Context, Service
 
 log = logging.getLogger("quanticity.distributor")
@@ -208,6 +209,11 @@ class DistributorService(Service):
         self.k_threads = self.keys.hash("delivery_threads")
         self.k_trades = self.keys.hash("delivery_trades")
         self.k_dead = self.keys.key("dead_letter", "deliveries")
+        # Head of the delivery schedule for next_due (core/runtime/due_head.py). Only this service writes
+        # the schedule: handlings add deliveries (noted on the tx and after its commit); the rest (claims,
+        # retries, chain wake-ups, removals) happens in on_timer / an immediate send, which re-read it
+        # after. (One distributor per deployment, as the deploy/README.md split runs it.)
+        self._due = DueHead()
         su = self.dist.stop_updates
         self.stops = StopUpdates(self.redis, self.keys, StopPolicy(su.min_interval_s, su.min_move_pct),
                                  self.dist.record_ttl_s, self.name)
@@ -329,6 +335,8 @@ class DistributorService(Service):
         tx.pipe.hsetnx(self.delivery_key(idem), "spec", json.dumps(spec, ensure_ascii=False, sort_keys=True))
         tx.pipe.zadd(self.k_queue, {idem: due_ms}, nx=True)
         tx.pipe.sadd(self.chain_key(chain), chain_member(seq, due_ms, idem))
+        # NX: an idem already scheduled keeps its score, so the noted head can only be too early (harmless)
+        self._due.scheduled(tx, due_ms)
         return spec
 
     def _after_commit_send(self, tx: Tx, specs: list[dict[str, Any] | None]) -> None:
@@ -354,18 +362,28 @@ class DistributorService(Service):
             await asyncio.gather(*(self._process(spec, now_ms) for spec in specs))
         except Exception:  # the timer loop retries whatever is left
             log.exception("immediate delivery failed")
+        finally:
+            self._due.invalidate()
+
+    async def _read_head(self) -> float | None:
+        first = await self.redis.zrange(self.k_queue, 0, 0, withscores=True)
+        return float(first[0][1]) if first else None
 
     # ------------------------------------------------------------------ timer
     async def next_due(self, now: datetime) -> datetime | None:
-        first = await self.redis.zrange(self.k_queue, 0, 0, withscores=True)
-        if not first:
-            return None
-        return datetime.fromtimestamp(float(first[0][1]) / 1000, tz=UTC)
+        head = await self._due.get(self._read_head)
+        return None if head is None else datetime.fromtimestamp(head / 1000, tz=UTC)
 
     async def on_timer(self, now: datetime) -> None:
         """Send everything due at ``now``. Safe to run concurrently (every delivery is claimed
         atomically); chains run one after another on a SimClock (byte-for-byte determinism) and
         ``send_concurrency`` at a time on the wall clock."""
+        try:
+            await self._send_due(now)
+        finally:
+            self._due.invalidate()  # sent, rescheduled, woken or dropped: read the schedule again
+
+    async def _send_due(self, now: datetime) -> None:
         now_ms = _ms(now)
         for _ in range(50):
             items: list[tuple[str, float]] = await self.redis.zrangebyscore(  # type: ignore[assignment]

@@ -134,8 +134,13 @@ class Heartbeat:
 # ----------------------------------------------------------------------------- reading
 async def read_heartbeats(redis: aioredis.Redis, keys: Keys) -> dict[str, dict[str, Any]]:
     """Every service's heartbeat record; a field that is not a JSON object is logged and skipped."""
+    return heartbeats_from(await redis.hgetall(keys.hash("heartbeat")))
+
+
+def heartbeats_from(raw: dict[Any, Any]) -> dict[str, dict[str, Any]]:
+    """:func:`read_heartbeats` of a ``heartbeat`` hash already read (e.g. in a caller's pipeline)."""
     out: dict[str, dict[str, Any]] = {}
-    for k, v in (await redis.hgetall(keys.hash("heartbeat"))).items():
+    for k, v in raw.items():
         name = k.decode() if isinstance(k, bytes) else str(k)
         try:
             rec = json.loads(v)

@@ -16,7 +16,10 @@ For each :class:`AnalyticsEvent`:
    ``chain_missing`` / ``bad_chain`` / ``chain_stale``) when it is absent, undecodable,
    or older than the snapshot by more than ``chain_max_lag_s`` or newer by more than
    ``chain_max_lead_s``. Snapshots older than ``max_snapshot_age_s`` at the clock's now
-   (a backlog after an outage) are skipped as ``snapshot_stale``;
+   (a backlog after an outage) are skipped as ``snapshot_stale``. The switches, the watch set
+   and the chain are read in one round trip; the chain not at all when this process's analytics
+   service already decoded the very chain the snapshot was computed from
+   (:mod:`core.analytics.chain_cache`, keyed by chain key + asof: a chain is immutable per asof);
 4. run each strategy (pure ``evaluate``); the confidence may be smoothed per idea
    (``confidence_ema_alpha`` < 1, off by default); a candidate under ``min_confidence`` is
    counted ``low_confidence``; the others become a :class:`Signal` (id = the event's
@@ -43,6 +46,7 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import date, datetime
 
+from core.analytics.chain_cache import CHAINS
 from core.analytics.validate import clean_chain
 from core.bus.bus import Tx
 from core.bus.events import AnalyticsEvent, BadEvent, Event, SignalEvent, decode
@@ -59,7 +63,7 @@ from core.signals.dedupe import DedupeResult, Outcome, SignalDeduper
 from core.signals.history import HistoryBook
 from core.signals.selection import PreviousChoice
 from core.signals.strategies import REGISTRY, build_strategy
-from core.state.account import disabled_strategies
+from core.state.account import disabled_from, disabled_strategies
 
 __all__ = ["SignalService", "SignalServiceOptions"]
 
@@ -205,8 +209,8 @@ class SignalService(Service):
     def settings_for(self, name: str) -> StrategySettings | None:
         return self.settings.strategies.get(name)
 
-    async def active_strategies(self, symbol: str,
-                                now: datetime) -> list[tuple[str, Strategy, StrategySettings]]:
+    def wanted_strategies(self, symbol: str, now: datetime) -> list[tuple[str, Strategy, StrategySettings]]:
+        """The strategies the config runs on ``symbol`` at ``now`` (before the run-time switches)."""
         session, _next = self._session(now)
         if session is None:
             return []
@@ -216,18 +220,47 @@ class SignalService(Service):
             if cfg is None or symbol not in cfg.symbols or not in_window(now, cfg.window, session):
                 continue
             wanted.append((name, strat, cfg))
+        return wanted
+
+    async def active_strategies(self, symbol: str,
+                                now: datetime) -> list[tuple[str, Strategy, StrategySettings]]:
+        wanted = self.wanted_strategies(symbol, now)
         if not wanted:
             return []
         off = set(await disabled_strategies(self.redis, self.keys, self.settings))
         return [w for w in wanted if w[0] not in off]
 
-    async def load_chain(self, ev: AnalyticsEvent) -> OptionChain | None:
-        raw = await self.redis.get(self.keys.snapshot("chain", ev.symbol))
+    async def _read_state(self, ev: AnalyticsEvent, stale: bool) -> tuple[dict, set[str], OptionChain | bytes | str | None]:
+        """The strategy switches, the held contracts and the chain, in ONE round trip.
+
+        Switches and watch set have other writers (overseer / Telegram bot; positions), so they are read
+        for every snapshot, not cached. The chain is the one this snapshot was computed from when the
+        analytics service of this process decoded it (``CHAINS``; immutable per asof): no GET then.
+        Otherwise its raw text (or None when absent; not read at all for a stale snapshot)."""
+        key = self.keys.snapshot("chain", ev.symbol)
+        chain = None if stale else CHAINS.get(key, ev.asof)
+        skip_held = getattr(self.settings.signals, "skip_held_contracts", True)
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hgetall(self.keys.hash("strategies"))
+        if skip_held and not stale:
+            pipe.hkeys(self.keys.hash("watch"))
+        if chain is None and not stale:
+            pipe.get(key)
+        res = await pipe.execute()
+        held = set(res[1]) if skip_held and not stale else set()
+        if chain is None and not stale:
+            return res[0], held, res[-1]
+        return res[0], held, chain
+
+    def load_chain(self, ev: AnalyticsEvent, raw: OptionChain | bytes | str | None) -> OptionChain | None:
+        """The cleaned chain for ``ev`` from a cached chain or the chain key's raw text; None (counted)
+        when absent, undecodable, of another symbol or too far from the snapshot's asof."""
         if raw is None:
             self._count("chain_missing")
             return None
         try:
-            chain = decode_chain(raw.decode() if isinstance(raw, bytes) else raw)
+            chain = raw if isinstance(raw, OptionChain) else decode_chain(
+                raw.decode() if isinstance(raw, bytes) else raw)
         except (ValueError, KeyError, TypeError) as exc:
             self._count("bad_chain")
             self.log.warning("symbol=%s chain snapshot undecodable: %s", ev.symbol, exc)
@@ -278,20 +311,23 @@ class SignalService(Service):
 
     async def _run(self, ev: AnalyticsEvent) -> list[tuple[Candidate, DedupeResult | None]]:
         now = self.clock.now()
-        active = await self.active_strategies(ev.symbol, now)
+        wanted = self.wanted_strategies(ev.symbol, now)
+        if not wanted:
+            return []
+        stale = self.clock.ms() - ev.asof > self.options.max_snapshot_age_s * 1000
+        switches, held, raw_chain = await self._read_state(ev, stale)
+        off = set(disabled_from(switches, self.settings))
+        active = [w for w in wanted if w[0] not in off]
         if not active:
             return []
-        if self.clock.ms() - ev.asof > self.options.max_snapshot_age_s * 1000:
+        if stale:
             self._count("snapshot_stale")
             return []
-        chain = await self.load_chain(ev)
+        chain = self.load_chain(ev, raw_chain)
         if chain is None:
             return []
         session, next_session = self._session(now)
         history = self.history.get(ev.symbol)
-        held: set[str] = set()
-        if getattr(self.settings.signals, "skip_held_contracts", True):
-            held = set(await self.redis.hkeys(self.keys.hash("watch")))
         out: list[tuple[Candidate, DedupeResult | None]] = []
         for name, strat, cfg in active:
             prev = {d: p for (sym, sn, d), p in self.previous.items() if sym == ev.symbol and sn == name}

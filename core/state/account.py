@@ -21,7 +21,6 @@ import redis.asyncio as aioredis
 from core.bus.keys import Keys
 from core.clock.calendar import NY
 from core.config.model import Settings
-from core.control.halt import is_halted
 from core.risk.state import OpenPosition, RiskState
 from core.runtime import metrics
 
@@ -63,7 +62,11 @@ def _num(h: dict, field: str, default: float) -> float:
 
 
 async def read_account(redis: aioredis.Redis, keys: Keys, settings: Settings, now: datetime) -> Account:
-    h = await redis.hgetall(keys.hash("account"))
+    return account_from(await redis.hgetall(keys.hash("account")), settings, now)
+
+
+def account_from(h: dict, settings: Settings, now: datetime) -> Account:
+    """:func:`read_account` of an ``account`` hash already read (e.g. in a caller's pipeline)."""
     today = now.astimezone(NY).date().isoformat()
     base = _num(h, "account_value", float(settings.risk.account_value))
     if h.get("day") != today:  # a new day: day fields start from zero (rolled by the position manager)
@@ -85,7 +88,11 @@ def _usable(p: object) -> bool:
 
 
 async def open_positions(redis: aioredis.Redis, keys: Keys) -> list[dict]:
-    raw = await redis.hgetall(keys.hash("positions"))
+    return positions_from(await redis.hgetall(keys.hash("positions")))
+
+
+def positions_from(raw: dict) -> list[dict]:
+    """:func:`open_positions` of a ``positions`` hash already read."""
     out = []
     for pid in sorted(raw):
         try:
@@ -102,7 +109,12 @@ async def open_positions(redis: aioredis.Redis, keys: Keys) -> list[dict]:
 
 
 async def disabled_strategies(redis: aioredis.Redis, keys: Keys, settings: Settings) -> list[str]:
-    switches = await redis.hgetall(keys.hash("strategies"))
+    return disabled_from(await redis.hgetall(keys.hash("strategies")), settings)
+
+
+def disabled_from(switches: dict, settings: Settings) -> list[str]:
+    """The disabled strategies given the ``strategies`` hash as read (HGETALL; a caller may read it
+    in a pipeline with its other reads) and the config's ``enabled`` defaults."""
     names = set(settings.strategies) | set(switches)
     out = []
     for name in sorted(names):
@@ -115,8 +127,13 @@ async def disabled_strategies(redis: aioredis.Redis, keys: Keys, settings: Setti
 
 async def data_ages(redis: aioredis.Redis, keys: Keys, symbols: list[str], now: datetime) -> dict[str, float]:
     """Seconds since each symbol's last quote (source timestamp); missing = very stale."""
-    now_ms = int(now.timestamp() * 1000)
     vals = await redis.mget([keys.snapshot("quote", s) for s in symbols]) if symbols else []
+    return ages_from(symbols, vals, now)
+
+
+def ages_from(symbols: list[str], vals: list, now: datetime) -> dict[str, float]:
+    """:func:`data_ages` of the symbols' quote snapshots already read (MGET, same order)."""
+    now_ms = int(now.timestamp() * 1000)
     ages: dict[str, float] = {}
     for sym, raw in zip(symbols, vals, strict=True):
         if raw is None:
@@ -131,9 +148,20 @@ async def data_ages(redis: aioredis.Redis, keys: Keys, symbols: list[str], now: 
 
 async def load_risk_state(redis: aioredis.Redis, keys: Keys, settings: Settings, now: datetime,
                           symbols: list[str] | None = None) -> RiskState:
-    acct = await read_account(redis, keys, settings, now)
-    positions = await open_positions(redis, keys)
-    ages = await data_ages(redis, keys, symbols if symbols is not None else list(settings.market.symbols), now)
+    """The risk view in ONE round trip (it is read on the decision path: review, pre-trade check)."""
+    syms = symbols if symbols is not None else list(settings.market.symbols)
+    pipe = redis.pipeline(transaction=False)
+    pipe.hgetall(keys.hash("account"))
+    pipe.hgetall(keys.hash("positions"))
+    pipe.hget(keys.halt(), "halted")  # what core.control.halt.is_halted reads
+    pipe.hgetall(keys.hash("strategies"))
+    if syms:
+        pipe.mget([keys.snapshot("quote", s) for s in syms])
+    res = await pipe.execute()
+    acct = account_from(res[0], settings, now)
+    positions = positions_from(res[1])
+    halted = res[2] == "1"  # = is_halted (tests/risk/test_risk_state_reads.py holds them equal)
+    ages = ages_from(syms, res[4] if syms else [], now)
     return RiskState(
         account_value=acct.account_value,
         buying_power=max(0.0, acct.account_value + acct.realized_today - acct.premium_open),
@@ -143,7 +171,7 @@ async def load_risk_state(redis: aioredis.Redis, keys: Keys, settings: Settings,
                                      entry_price=float(p.get("avg_entry", 0.0)),
                                      multiplier=int(p.get("multiplier", 100)), expiry=p.get("expiry"),
                                      strike=p.get("strike")) for p in positions],
-        halted=await is_halted(redis, keys),
-        disabled_strategies=await disabled_strategies(redis, keys, settings),
+        halted=halted,
+        disabled_strategies=disabled_from(res[3], settings),
         data_age_s={k: (v if v != float("inf") else 1e9) for k, v in ages.items()},
     )

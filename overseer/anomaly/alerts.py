@@ -46,7 +46,11 @@ class AlertBook:
         return self.keys.hash("anomaly_alerts")
 
     async def load(self) -> dict[str, dict[str, Any]]:
-        raw = await self.redis.hgetall(self.key)
+        return self.parse(await self.redis.hgetall(self.key))
+
+    @staticmethod
+    def parse(raw: dict[Any, Any]) -> dict[str, dict[str, Any]]:
+        """The alert entries of the hash as read (HGETALL); unreadable entries are skipped."""
         out: dict[str, dict[str, Any]] = {}
         for k, v in raw.items():
             try:

@@ -44,12 +44,13 @@ from core.clock.calendar import NY
 from core.ledger.queries import Scorecard, closed_trades, scorecards
 from core.ledger.reader import LedgerReader
 from core.risk import RiskState, daily_loss_level
-from core.runtime.heartbeat import read_heartbeats, wall_ms
+from core.runtime.heartbeat import heartbeats_from, wall_ms
 from core.runtime.service import Context, Service
-from core.state.account import read_account
+from core.state.account import account_from
 from overseer._util import load_json_obj, parse_ts_ms, risk_limits, snapshot_asof_ms, text
 from overseer.anomaly import detectors as d
 from overseer.anomaly.alerts import AlertBook
+from overseer.anomaly.reads import CheckReads, read_for_check
 from overseer.narratives.narrator import Narrator
 
 TIMER_CLEAR_AFTER = 2
@@ -226,43 +227,45 @@ class AnomalyService(Service):
         await tx.commit()
 
     async def check(self, now: datetime, tx: Tx) -> None:
-        """One evaluation of every timer detector; outputs on ``tx``."""
-        state = await self.book.load()
+        """One evaluation of every timer detector; outputs on ``tx``. Reads: all first (reads.py)."""
         now_ms = int(now.timestamp() * 1000)
         session_open_ms = self._session_open_ms(now)
         in_session = session_open_ms is not None
+        r = await read_for_check(self.redis, self.keys, self.book.key, list(self.settings.market.symbols),
+                                 in_session)
+        state = AlertBook.parse(r.alerts)
 
         await self.book.apply(
             tx,
-            await self._feeds(now_ms, session_open_ms, tx) if in_session else [],
+            self._feeds(r, now_ms, session_open_ms, tx) if in_session else [],
             lambda c: c.get("code") == "FEED_STALE",
             state=state,
             clear_after=TIMER_CLEAR_AFTER,
         )
         await self.book.apply(
             tx,
-            await self._broker(now_ms, state) if in_session else [],
+            self._broker(r, now_ms, state) if in_session else [],
             lambda c: c.get("code") == "BROKER_DISCONNECTED",
             state=state,
             clear_after=TIMER_CLEAR_AFTER,
         )
         await self.book.apply(
             tx,
-            await self._divergence() if in_session else [],
+            self._divergence(r) if in_session else [],
             lambda c: c.get("code") == "PRICE_DIVERGENCE",
             state=state,
             clear_after=TIMER_CLEAR_AFTER,
         )
         await self.book.apply(
             tx,
-            await self._account(now),
+            self._account(r, now),
             lambda c: c.get("code") in ("DRAWDOWN", "DAILY_LOSS"),
             state=state,
             clear_after=TIMER_CLEAR_AFTER,
         )
         await self.book.apply(
             tx,
-            await self._dead_letters(tx),
+            self._dead_letters(r, tx),
             lambda c: (
                 c.get("code") == "DEAD_LETTER" and now_ms - int(c.get("last_ms", 0)) >= DLQ_QUIET_S * 1000
             ),
@@ -270,12 +273,12 @@ class AnomalyService(Service):
         )
         await self.book.apply(
             tx,
-            await self._stalls(),
+            self._stalls(r),
             lambda c: c.get("code") == "SERVICE_STALLED",
             state=state,
             clear_after=TIMER_CLEAR_AFTER,
         )
-        switches = await self.redis.hgetall(self.keys.hash("strategies"))
+        switches = r.switches
         re_enabled = {
             i
             for i, c in state.items()
@@ -293,16 +296,15 @@ class AnomalyService(Service):
             return None
         return int(cal.session(now.astimezone(NY).date()).open.timestamp() * 1000)
 
-    async def _feeds(self, now_ms: int, session_open_ms: int | None, tx: Tx) -> list[d.Finding]:
+    def _feeds(self, r: CheckReads, now_ms: int, session_open_ms: int | None, tx: Tx) -> list[d.Finding]:
         symbols = list(self.settings.market.symbols)
         if not symbols:
             return []
-        quotes = await self.redis.mget([self.keys.snapshot("quote", s) for s in symbols])
-        chains = await self.redis.mget([self.keys.snapshot("chain_meta", s) for s in symbols])
+        quotes, chains, seen = r.quotes, r.chain_meta, r.feeds_seen
         seen_key = self.keys.hash("anomaly_feeds")
-        seen = {text(k): text(v) for k, v in (await self.redis.hgetall(seen_key)).items()}
         limits = self.cfg.stale_feed_s
         out: list[d.Finding] = []
+        newer: dict[str, str] = {}  # one HSET for every feed that moved (was one HSET per feed and check)
         for sym, q_raw, c_raw in zip(symbols, quotes, chains, strict=True):
             q = load_json_obj(q_raw)
             current = {
@@ -315,15 +317,17 @@ class AnomalyService(Service):
                 field = f"{source}:{sym}"
                 last = parse_ts_ms(seen.get(field)) if seen.get(field) else None
                 if ts is not None and (last is None or ts > last):
-                    tx.pipe.hset(seen_key, field, str(ts))
+                    newer[field] = str(ts)
                     last = ts
                 f = d.feed_staleness(source, sym, last, now_ms, session_open_ms or 0, float(limits[source]))
                 if f is not None:
                     out.append(f)
+        if newer:
+            tx.pipe.hset(seen_key, mapping=newer)
         return out
 
-    async def _broker(self, now_ms: int, state: dict[str, dict[str, Any]]) -> list[d.Finding]:
-        connected = await self.redis.hget(self.keys.hash("broker"), "connected")
+    def _broker(self, r: CheckReads, now_ms: int, state: dict[str, dict[str, Any]]) -> list[d.Finding]:
+        connected = r.broker_connected
         cur = state.get("BROKER_DISCONNECTED|broker")
         since = int(cur["since_ms"]) if cur and cur.get("since_ms") else None
         f = d.broker_connection(
@@ -331,12 +335,11 @@ class AnomalyService(Service):
         )
         return [f] if f else []
 
-    async def _divergence(self) -> list[d.Finding]:
+    def _divergence(self, r: CheckReads) -> list[d.Finding]:
         symbols = list(self.settings.market.symbols)
         if not symbols:
             return []
-        quotes = await self.redis.mget([self.keys.snapshot("quote", s) for s in symbols])
-        vendors = await self.redis.mget([self.keys.snapshot("vendor_quote", s) for s in symbols])
+        quotes, vendors = r.quotes, r.vendors
         skew = float(self.cfg.stale_feed_s.get("quotes", 30.0))
         out = []
         for sym, q_raw, v_raw in zip(symbols, quotes, vendors, strict=True):
@@ -348,8 +351,8 @@ class AnomalyService(Service):
                 out.append(f)
         return out
 
-    async def _account(self, now: datetime) -> list[d.Finding]:
-        acct = await read_account(self.redis, self.keys, self.settings, now)
+    def _account(self, r: CheckReads, now: datetime) -> list[d.Finding]:
+        acct = account_from(r.account, self.settings, now)
         out = []
         f = d.drawdown(acct.drawdown_pct, self.cfg.drawdown_warn_pct, self.cfg.drawdown_critical_pct)
         if f is not None:
@@ -368,25 +371,21 @@ class AnomalyService(Service):
             out.append(f)
         return out
 
-    async def _stalls(self) -> list[d.Finding]:
+    def _stalls(self, r: CheckReads) -> list[d.Finding]:
         now_ms = self.wall_ms()
         out = []
-        for service, rec in sorted((await read_heartbeats(self.redis, self.keys)).items()):
+        for service, rec in sorted(heartbeats_from(r.heartbeats).items()):
             for loop, beat in sorted(rec["loops"].items()):
                 f = d.service_stalled(service, str(loop), beat, now_ms) if isinstance(beat, dict) else None
                 if f is not None:
                     out.append(f)
         return out
 
-    async def _dead_letters(self, tx: Tx) -> list[d.Finding]:
+    def _dead_letters(self, r: CheckReads, tx: Tx) -> list[d.Finding]:
         lens_key = self.keys.hash("anomaly_dlq")
-        known = {text(k): _int(v) for k, v in (await self.redis.hgetall(lens_key)).items()}
-        prefix = self.keys.dlq("")
+        known = r.dlq_known
         out = []
-        groups = sorted(text(g) for g in await self.redis.smembers(self.keys.dlq_index()))
-        for group in groups:
-            key = prefix + group
-            n = int(await self.redis.xlen(key))
+        for group, n in r.dlq_lens.items():
             last = known.get(group, 0)
             new = n - last if n >= last else n
             if n != last:
