@@ -6,16 +6,14 @@ to encode/decode than per-element JSON for a few hundred to thousands of rows.
 
 Cost (issue 12): the columns are ~60 KB of base64 for an index chain. Encoding writes the
 base64 columns straight into the JSON text (they never need escaping; the text is the one
-``json.dumps`` gave), and decoding keeps the last few decoded snapshots by their exact text
-(the demo's analytics and signals read every chain snapshot once each): a pure memo of a
-pure function, never stale, and every caller gets its own copy of the columns.
+``json.dumps`` gave). A second reader of the same snapshot in one process (signals after
+analytics) takes the decoded chain from :mod:`core.analytics.chain_cache` instead of decoding again.
 """
 
 from __future__ import annotations
 
 import binascii
 import json
-from collections import OrderedDict
 from datetime import datetime
 
 import numpy as np
@@ -23,8 +21,6 @@ import numpy as np
 from core.market.chain import OptionChain
 
 _FLOAT_COLS = ("strike", "bid", "ask", "iv", "open_interest", "volume", "delta", "gamma")
-_MEMO_SIZE = 32
-_memo: OrderedDict[str, OptionChain] = OrderedDict()
 
 
 def _b64(a: np.ndarray, dtype: str) -> str:
@@ -51,19 +47,6 @@ def encode_chain(chain: OptionChain) -> str:
 
 def decode_chain(text: str) -> OptionChain:
     """Raises ValueError / KeyError / TypeError on a malformed snapshot."""
-    got = _memo.get(text) if isinstance(text, str) else None
-    if got is None:
-        got = _decode(text)
-        if isinstance(text, str):
-            _memo[text] = got
-            if len(_memo) > _MEMO_SIZE:
-                _memo.popitem(last=False)
-    else:
-        _memo.move_to_end(text)
-    return _copy(got)
-
-
-def _decode(text: str) -> OptionChain:
     body = json.loads(text)
     n = int(body["n"])
     cols = {c: _arr(body[c], "<f8", n) for c in _FLOAT_COLS}
@@ -74,11 +57,3 @@ def _decode(text: str) -> OptionChain:
         rate=body.get("rate"), dividend_yield=body.get("dividend_yield"), **cols,
     )
 
-
-def _copy(c: OptionChain) -> OptionChain:
-    """The caller's own chain: its own column arrays (the memo's stay as decoded)."""
-    return OptionChain(
-        symbol=c.symbol, spot=c.spot, asof=c.asof, expiry=c.expiry.copy(), strike=c.strike.copy(),
-        is_call=c.is_call.copy(), bid=c.bid.copy(), ask=c.ask.copy(), iv=c.iv.copy(),
-        open_interest=c.open_interest.copy(), volume=c.volume.copy(), delta=c.delta.copy(), gamma=c.gamma.copy(),
-        rate=c.rate, dividend_yield=c.dividend_yield)

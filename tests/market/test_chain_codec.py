@@ -1,6 +1,6 @@
 """The chain snapshot codec: the encoded text is exactly what ``json.dumps`` of the body gave
-(readers and stored snapshots see no change), decoding is exact, and the decode memo hands
-every caller its own arrays (one reader changing its chain never changes another's)."""
+(readers and stored snapshots see no change), decoding is exact, and every decode gets its own
+arrays (one reader changing its chain never changes another's)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 from sim_helpers import at, make_sim
 
-from core.market import chain_codec
 from core.market.chain import OptionChain
 from core.market.chain_codec import decode_chain, encode_chain
 
@@ -57,7 +56,6 @@ def test_encoded_text_is_what_json_dumps_gave_and_decodes_exactly():
         text = encode_chain(chain)
         assert text == _reference(chain)
         assert _same(decode_chain(text), chain)
-        assert _same(decode_chain(text), chain)  # from the memo: the same chain
 
 
 def test_every_decode_gets_its_own_arrays():
@@ -77,11 +75,4 @@ def test_a_malformed_snapshot_raises_and_is_not_remembered():
                 json.dumps({k: v for k, v in body.items() if k != "strike"})):
         with pytest.raises((ValueError, KeyError, TypeError)):
             decode_chain(bad)
-        assert bad not in chain_codec._memo
 
-
-def test_the_memo_stays_small():
-    for chain in _chains():
-        for k in range(4):
-            decode_chain(encode_chain(replace(chain, spot=chain.spot + k)))
-    assert len(chain_codec._memo) <= chain_codec._MEMO_SIZE
