@@ -18,14 +18,14 @@ class Crash(BaseException):
 
 def crash_before_record(h, channel: str, tier: str) -> None:
     """Make the service die right after a successful post, before recording it."""
-    original = h.svc._record_delivered
+    original = h.svc.outcomes.delivered
 
     async def dying(spec, *args, **kwargs):
         if spec["channel"] == channel and spec["tier"] == tier:
             raise Crash(f"killed after posting {channel}/{tier}")
         return await original(spec, *args, **kwargs)
 
-    h.svc._record_delivered = dying
+    h.svc.outcomes.delivered = dying
 
 
 def platform_posts(channel: str, dfake, xfake, rfake) -> list[dict]:

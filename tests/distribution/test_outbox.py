@@ -99,7 +99,7 @@ async def test_outbox_crash_between_write_and_record_writes_once(bus, tmp_path):
     async def dying(*a, **k):
         raise Crash
 
-    svc._record_delivered = dying
+    svc.outcomes.delivered = dying
     h = Harness(svc, bus)
     await h.publish(position(bus, "entry"))
     try:

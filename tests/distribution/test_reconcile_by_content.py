@@ -28,14 +28,14 @@ class Crash(BaseException):
 
 
 def kill_after_post(h, channel: str, tier: str, event: str) -> None:
-    original = h.svc._record_delivered
+    original = h.svc.outcomes.delivered
 
     async def dying(spec, *args, **kwargs):
         if (spec["channel"], spec["tier"], spec["event"]) == (channel, tier, event):
             raise Crash(f"killed after posting {channel}/{tier} {event}")
         return await original(spec, *args, **kwargs)
 
-    h.svc._record_delivered = dying
+    h.svc.outcomes.delivered = dying
 
 
 def kill_before_post(h, channel: str, correlation_id: str) -> None:
