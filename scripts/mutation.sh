@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Mutation testing of the safety modules with mutmut 3 (not part of CI).
 #
-#   scripts/mutation.sh [MODULE ...]        modules: rules limits guard claim bus consumer delivery
+#   scripts/mutation.sh [MODULE ...]        modules: rules signal_check coerce measures limits guard
+#                                           claim bus consumer delivery
 #                                           (default: all, in that order)
 #
 # Needs the `mutation` extra (pip install -e '.[mutation]') and the local Redis on 127.0.0.1:6379,
@@ -37,15 +38,20 @@ fi
 WORK=${MUTATION_DIR:-${TMPDIR:-/tmp}/quanticity-mutation}
 JOBS=${MUTATION_JOBS:-2}
 LUA=${MUTATION_LUA:-1}
-ALL_MODULES=(rules limits guard claim bus consumer delivery)
+ALL_MODULES=(rules signal_check coerce measures limits guard claim bus consumer delivery)
 
 die() { echo "mutation.sh: $*" >&2; exit 2; }
 "$PYTHON" -c 'import mutmut' 2>/dev/null || die "mutmut is not installed for $PYTHON (pip install -e '.[mutation]')"
 
 # module -> source file | test files | mutant-name globs (empty: every mutant of the file)
+# The risk check is four files (rules, signal_check, coerce, measures), all tested by the same tests.
+RISK_TESTS="tests/risk/test_risk_rules.py tests/risk/test_risk_windows.py tests/risk/test_risk_properties.py tests/risk/test_boundaries.py"
 spec() {
   case "$1" in
-    rules) echo "core/risk/rules.py|tests/risk/test_risk_rules.py tests/risk/test_risk_windows.py tests/risk/test_risk_properties.py tests/risk/test_boundaries.py|" ;;
+    rules) echo "core/risk/rules.py|$RISK_TESTS|" ;;
+    signal_check) echo "core/risk/signal_check.py|$RISK_TESTS|" ;;
+    coerce) echo "core/risk/coerce.py|$RISK_TESTS|" ;;
+    measures) echo "core/risk/measures.py|$RISK_TESTS|" ;;
     limits) echo "core/risk/limits.py|tests/risk/test_risk_limits.py tests/risk/test_risk_properties.py tests/risk/test_boundaries.py|" ;;
     guard) echo "core/execution/guard.py|tests/execution/test_guard.py tests/ibkr/test_adapter_guard.py tests/safety/test_order_guard_edges.py|" ;;
     claim) echo "bot/approvals/claims.py|tests/safety/test_approval_claim_race.py tests/telegram/test_tg_approvals.py|" ;;

@@ -54,19 +54,23 @@ Limit defaults (``RiskLimits``; override via ``RiskLimits.from_config(mapping)``
 Sessions come from the XNYS calendar (holidays and early closes, e.g. 2026-11-27
 closes 13:00) unless the state overrides them. See :mod:`core.risk.rules` for the
 exact condition behind each reason code.
+
+Modules: ``rules`` (the rule engine, ``check_signal``), ``signal_check`` (the tolerant reading
+of a signal into plain values and BAD_INPUT problems), ``measures`` (premium, account share,
+per-trade cap, daily loss level), ``coerce`` (tolerant readers of raw values), ``limits``,
+``state``, ``sessions``, ``decision``, ``compare``.
 """
 
 from core.risk.decision import RiskDecision
 from core.risk.limits import DEFAULT_RISK_PER_TRADE_PCT, DEFAULT_STRATEGY_WINDOWS, RiskLimits
-from core.risk.rules import (
+from core.risk.measures import (
     DailyLossLevel,
-    check_signal,
-    check_signal_dict,
     daily_loss_level,
     per_trade_cap_pct,
     premium_at_risk,
     risk_pct_of_account,
 )
+from core.risk.rules import check_signal, check_signal_dict
 from core.risk.sessions import NY, Session, nyse_session, trading_days_until
 from core.risk.state import OpenPosition, RiskState
 
