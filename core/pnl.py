@@ -2,7 +2,7 @@
 
 The trade ledger (``core.ledger.queries``), the demo summary (``core.runtime.demo``), the
 subscriber posts (``bot.distribution.render``), Telegram ``/pnl`` and ``/status`` and the
-reports (``reports.data``) all compute these figures with the functions below; none has a
+reports (``reports.gather``) all compute these figures with the functions below; none has a
 formula of its own.
 
 - **Realized P&L of a trade** (a position): the position's cumulative ``realized_pnl`` when it

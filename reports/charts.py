@@ -1,6 +1,6 @@
 """Plotly figures for the report pages.
 
-Every figure is a pure function of :class:`reports.data.ReportData` pieces, written as a plain
+Every figure is a pure function of :class:`reports.model.ReportData` pieces, written as a plain
 plotly figure dict (``{"data": [...], "layout": {...}}``, valid for ``go.Figure``) and turned into
 an HTML fragment by ``plotly.io.to_html`` with a FIXED ``div_id`` and without plotly.js
 (``include_plotlyjs=False``); the page loads plotly.js exactly once (:func:`plotly_script`).
@@ -40,7 +40,8 @@ from typing import Any, Literal
 import plotly.io as pio
 from plotly.offline import get_plotlyjs, get_plotlyjs_version
 
-from reports.data import Levels, StrategyStats, SymbolMarket, Trade, ny_label
+from reports.model import Levels, StrategyStats, SymbolMarket, Trade
+from reports.values import ny_label
 
 Fig = dict[str, Any]
 HEIGHT = 360

@@ -18,7 +18,7 @@ import logging
 from typing import Any
 
 from core.format import numbers
-from reports.data import FlowSummary, Levels, ReportData, SymbolMarket
+from reports.model import FlowSummary, Levels, ReportData, SymbolMarket
 
 log = logging.getLogger("quanticity.reports.commentary")
 

@@ -1,6 +1,6 @@
 """What the pre-market report (08:30 New York) adds to the report data.
 
-- **Dealer positioning before the open.** :func:`reports.data.gather` takes the newest analytics
+- **Dealer positioning before the open.** :func:`reports.gather.gather` takes the newest analytics
   snapshot per symbol at or before the report (``latest_analytics``; live, at 08:30 that is the
   previous session's last one). A symbol without one (a fresh Redis, e.g. the demo, whose simulated
   day starts at 08:30: the first chain of the day is published at 08:30 and analysed only after the
@@ -13,7 +13,7 @@
   ``WATCH_RANGE_PCT`` of the latest price, nearest first, and which side of the flip spot is.
 - **Economic events**: the project has no economic-calendar source; the page says so.
 
-Models only import :mod:`reports.data` for type checking (``data`` imports this module).
+Models only import :mod:`reports.model` for type checking (``model`` imports this module).
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from core.market.chain_codec import decode_chain
 from core.runtime.metrics import REJECTED
 
 if TYPE_CHECKING:
-    from reports.data import Levels, OpenPositionRow, SymbolMarket
+    from reports.model import Levels, OpenPositionRow, SymbolMarket
 
 WATCH_RANGE_PCT = 3.0        # levels this far from the latest price are "near"
 WATCH_MAX_SYMBOLS = 6

@@ -34,7 +34,8 @@ from markupsafe import Markup
 from core.format import numbers
 from core.format.jinja import register as register_number_filters
 from reports import charts
-from reports.data import ReportData, ny_label
+from reports.model import ReportData
+from reports.values import ny_label
 
 Tier = Literal["premium", "basic", "free"]
 TIERS: tuple[Tier, ...] = ("premium", "basic", "free")

@@ -52,10 +52,12 @@ from core.ledger.reader import LedgerReader
 from core.runtime.metrics import REJECTED
 from core.runtime.service import Context, Service
 from reports.commentary import Commentator
-from reports.data import KINDS, Kind, Tails, gather
+from reports.gather import gather
+from reports.model import KINDS, Kind
 from reports.recap import build_recap, is_first_session_of_month, month_trades, previous_month
 from reports.recap_render import recap_stem, recap_summary, render_recap_all
 from reports.render import file_stem, render_all, summary_text, write_pages
+from reports.streams import Tails
 
 BUILT_HASH = "reports_built"
 SCHEDULED: tuple[str, ...] = (*KINDS, "monthly")  # what the schedule builds: the daily kinds and the recap

@@ -6,7 +6,7 @@ report's window with no entry fill (and no entry order update with a filled quan
 with what became of its order: cancelled or refused (with the order's reason and time), still
 working at the report's time, or no order seen at all.
 
-Models only import :mod:`reports.data` for type checking (``data`` imports this module).
+Models only import :mod:`reports.model` for type checking (``model`` imports this module).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from core.bus.events import ApprovalEvent, FillEvent, OrderEvent
 from core.clock.calendar import NY
 
 if TYPE_CHECKING:
-    from reports.data import SignalRow
+    from reports.model import SignalRow
 
 CLOSED_WORDS = {"cancelled": "cancelled", "rejected": "refused"}
 

@@ -18,7 +18,7 @@ from core.ledger.service import LedgerService
 from core.ledger.store import LedgerStore
 from core.runtime.service import Service
 from core.runtime.sim_runner import SimRunner
-from reports.data import ledger_periods
+from reports.periods import ledger_periods
 from reports.service import ReportService
 from tests.helpers import make_context
 

@@ -13,8 +13,9 @@ import pytest
 from core.bus.events import AlertEvent, PositionEvent
 from reports import charts
 from reports.commentary import Commentator, daily_text, levels_text
-from reports.data import SLACK_MS, Tails, gather
+from reports.gather import gather
 from reports.render import TIERS
+from reports.streams import SLACK_MS, Tails
 from tests.reports._day import DAY, PREV, SCHEDULE, at, build_scheduled_day, reports_stream
 
 

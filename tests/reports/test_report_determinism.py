@@ -11,7 +11,7 @@ from core.bus.ids import IdFactory
 from core.bus.keys import Keys
 from core.clock.clock import SimClock
 from reports.commentary import Commentator
-from reports.data import gather
+from reports.gather import gather
 from reports.render import TIERS, render_all
 from reports.service import ReportService
 from tests.helpers import make_context

@@ -13,7 +13,7 @@ from core.format.numbers import plural
 from reports import charts
 from reports.charts import plotly_js
 from reports.commentary import daily_text, trades_text
-from reports.data import gather
+from reports.gather import gather
 from reports.render import TEMPLATE_DIR, render_all, summary_text, tier_charts
 from tests.reports._day import build_scheduled_day
 

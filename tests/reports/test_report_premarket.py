@@ -13,7 +13,8 @@ from pathlib import Path
 from core.analytics.service import AnalyticsService
 from core.bus.events import ChainEvent, decode
 from core.market.service import MarketDataService
-from reports.data import Levels, SymbolMarket, gather
+from reports.gather import gather
+from reports.model import Levels, SymbolMarket
 from reports.premarket import watch_line
 from reports.render import render_all
 from tests.helpers import make_context

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from reports.charts import plotly_js
-from reports.data import gather
+from reports.gather import gather
 from reports.render import build_view
 from tests.reports._day import FILL_PRICES, PNL_STRINGS, SCHEDULE, SIZES, STRIKES, build_scheduled_day
 
