@@ -74,7 +74,7 @@ def service_factories() -> dict[str, Callable[[Any], Any]]:
         return AnomalyService(ctx)
 
     def approvals(ctx: Any) -> Any:
-        from bot.approvals.service import ApprovalService
+        from core.approvals.service import ApprovalService
 
         return ApprovalService(ctx)
 
@@ -291,7 +291,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_pending(args: argparse.Namespace) -> int:
-    from bot.approvals.cli import format_pending, operator_bus, pending_items
+    from core.approvals.cli import format_pending, operator_bus, pending_items
 
     async def listing(bus: Any) -> Any:
         return await pending_items(await operator_bus(bus))
@@ -303,8 +303,8 @@ def cmd_pending(args: argparse.Namespace) -> int:
 
 
 def cmd_decide(args: argparse.Namespace) -> int:
-    """approve / reject: the same atomic claim as the Telegram buttons (bot.approvals.cli)."""
-    from bot.approvals.cli import decide, operator_bus
+    """approve / reject: the same atomic claim as the Telegram buttons (core.approvals.cli)."""
+    from core.approvals.cli import decide, operator_bus
 
     decision = "approved" if args.command == "approve" else "rejected"
     by = f"cli:{os.environ.get('USER') or 'cli'}"

@@ -54,7 +54,7 @@ spec() {
     measures) echo "core/risk/measures.py|$RISK_TESTS|" ;;
     limits) echo "core/risk/limits.py|tests/risk/test_risk_limits.py tests/risk/test_risk_properties.py tests/risk/test_boundaries.py|" ;;
     guard) echo "core/execution/guard.py|tests/execution/test_guard.py tests/ibkr/test_adapter_guard.py tests/safety/test_order_guard_edges.py|" ;;
-    claim) echo "bot/approvals/claims.py|tests/safety/test_approval_claim_race.py tests/telegram/test_tg_approvals.py|" ;;
+    claim) echo "core/approvals/claims.py|tests/safety/test_approval_claim_race.py tests/telegram/test_tg_approvals.py|" ;;
     bus) echo "core/bus/bus.py|tests/bus|" ;;
     consumer) echo "core/bus/consumer.py|tests/bus|" ;;
     delivery)
@@ -71,10 +71,10 @@ spec() {
 # Hand-written Lua mutants: module|file|python literal to replace|replacement|what it breaks
 lua_mutants() {
   cat <<'EOF'
-claim|bot/approvals/claims.py|if state ~= 'pending' then|if state == 'decided' then|a decided card can be decided again
-claim|bot/approvals/claims.py|and now >= expires then|and now > expires then|a press at the expiry instant still wins
-claim|bot/approvals/claims.py|if ARGV[1] ~= 'expired' and expires|if false and expires|a press after expiry still wins
-claim|bot/approvals/claims.py|redis.call('ZREM', KEYS[2], ARGV[4])|redis.call('ZSCORE', KEYS[2], ARGV[4])|a decided card stays in the expiry index
+claim|core/approvals/claims.py|if state ~= 'pending' then|if state == 'decided' then|a decided card can be decided again
+claim|core/approvals/claims.py|and now >= expires then|and now > expires then|a press at the expiry instant still wins
+claim|core/approvals/claims.py|if ARGV[1] ~= 'expired' and expires|if false and expires|a press after expiry still wins
+claim|core/approvals/claims.py|redis.call('ZREM', KEYS[2], ARGV[4])|redis.call('ZSCORE', KEYS[2], ARGV[4])|a decided card stays in the expiry index
 delivery|bot/distribution/service.py|redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])|redis.call('ZSCORE', KEYS[1], ARGV[1])|no lease: another worker claims an in-flight delivery
 delivery|bot/distribution/service.py|redis.call('HSET', KEYS[2], 'inflight', ARGV[6])|redis.call('HGET', KEYS[2], 'inflight')|no in-flight marker: a crash after posting re-posts
 delivery|bot/distribution/service.py|if st[1] == 'delivered' or st[1] == 'dead' then|if st[1] == 'dead' then|a delivered item can be claimed again

@@ -29,7 +29,7 @@ from bot.telegram.views import outcome_view, position_view, refusal_view, report
 from core.bus.events import NY, ApprovalEvent, AuditEvent, Event, PositionEvent, ReportEvent
 
 CARD_TYPES = ("approval.decision", "report", "audit", "position.update")
-DEFAULT_TTL_S = 300  # bot.approvals.service.DEFAULT_CARD_TTL_S
+DEFAULT_TTL_S = 300  # core.approvals.service.DEFAULT_CARD_TTL_S
 # the button rows of bot.telegram.notify (drawn inert here)
 SIGNAL_BUTTONS = ("✅ Approve", "½ Half ({half})", "❌ Reject")
 REPORT_BUTTONS = ("✅ Approve report", "❌ Reject")

@@ -1,7 +1,7 @@
 """Inline-button presses. Every press is checked against the allow-list first; anyone
 else gets "Not authorized." and an audit record, and nothing else happens.
 
-Card buttons call the atomic claim of ``bot.approvals`` (``decide_signal`` /
+Card buttons call the atomic claim of ``core.approvals`` (``decide_signal`` /
 ``decide_report``): the first press wins, a second press or a press after expiry changes
 nothing and is answered with who decided it / "expired". The card itself is edited when
 the outcome event comes back on the ``approvals`` / ``reports`` stream.
@@ -15,14 +15,14 @@ from typing import Any
 from telegram import Update
 from telegram.ext import ContextTypes
 
-from bot.approvals.decide import decide_report, decide_signal
-from bot.approvals.policy import POLICIES
 from bot.telegram.callbacks import Callback, unpack
 from bot.telegram.commands import describe_claim, mode_buttons
 from bot.telegram.context import BotContext
 from bot.telegram.names import actor
 from bot.telegram.render import clip
 from bot.telegram.strategies import known_strategy, strategy_buttons, strategy_rows
+from core.approvals.decide import decide_report, decide_signal
+from core.approvals.policy import POLICIES
 from core.bus.events import ControlEvent
 from core.control.halt import clear_halt
 

@@ -3,10 +3,10 @@ to (fill alerts) - also by a restarted bot.
 
 - ``k:tg_card:<item_id>`` hash: ``chat_id``, ``kind`` (signal / report), ``correlation_id``,
   and once sent ``message_id`` and ``media`` (text / document). ``item_id`` is the approval
-  card id of ``bot.approvals`` (``sig:<signal id>``, ``rep:<report id>``). Kept 14 days.
+  card id of ``core.approvals`` (``sig:<signal id>``, ``rep:<report id>``). Kept 14 days.
 - ``k:tg_card_corr:<correlation id>`` -> item id (a fill finds the card it came from).
 
-Deciding a card is not done here: buttons call ``bot.approvals.decide`` (the atomic claim).
+Deciding a card is not done here: buttons call ``core.approvals.decide`` (the atomic claim).
 """
 
 from __future__ import annotations

@@ -12,9 +12,6 @@ from typing import Any
 from telegram import Update
 from telegram.ext import ContextTypes
 
-from bot.approvals.claims import ClaimResult, pending_cards, read_card
-from bot.approvals.decide import decide_report, decide_signal
-from bot.approvals.policy import current_policy
 from bot.telegram.callbacks import pack
 from bot.telegram.context import BotContext
 from bot.telegram.names import actor
@@ -22,6 +19,9 @@ from bot.telegram.pnl import PERIODS, realized_pnl
 from bot.telegram.render import clip
 from bot.telegram.strategies import strategy_buttons, strategy_rows
 from bot.telegram.views import contract_label
+from core.approvals.claims import ClaimResult, pending_cards, read_card
+from core.approvals.decide import decide_report, decide_signal
+from core.approvals.policy import current_policy
 from core.bus.events import ControlEvent
 from core.control.halt import read_halt, set_halt
 from core.domain.signal import Signal
@@ -192,7 +192,7 @@ async def describe_claim(ctx: BotContext, res: ClaimResult, decision: str, half:
         return "expired"
     if res.status == "already":
         return f"already decided by {await ctx.names.label(res.decided_by)} ({res.state})"
-    if res.status == "invalid":  # bot.approvals.decide: the card's values cannot be traded
+    if res.status == "invalid":  # core.approvals.decide: the card's values cannot be traded
         return f"refused: the card holds invalid values ({res.decided_by}); it is closed as rejected"
     return "unknown id (nothing waiting under it)"
 

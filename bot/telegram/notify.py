@@ -20,7 +20,6 @@ from __future__ import annotations
 import logging
 from typing import Literal
 
-from bot.approvals.claims import read_card
 from bot.telegram.auth import Auth
 from bot.telegram.callbacks import pack
 from bot.telegram.cards import CardStore, report_item, signal_item
@@ -36,6 +35,7 @@ from bot.telegram.views import (
     report_view,
     signal_view,
 )
+from core.approvals.claims import read_card
 from core.bus.bus import Bus, Tx
 from core.bus.events import AlertEvent, ApprovalEvent, AuditEvent, ControlEvent, PositionEvent, ReportEvent
 from core.config.model import Settings
@@ -148,7 +148,7 @@ class Notifier:
                                  edit_card=item, text=text))
 
     def _approved_from_card(self, claim: dict | None, corr: str, qty: object) -> ApprovalEvent | None:
-        """The approval a card recorded (as ``bot.approvals.decide`` builds it), or None."""
+        """The approval a card recorded (as ``core.approvals.decide`` builds it), or None."""
         if claim is None:
             return None
         p = claim.get("payload") or {}

@@ -25,7 +25,7 @@ Reads the trade ledger for /pnl (``core.ledger.reader``, via ``store_for(ctx)``;
 
 Shared state it writes: ``h:runtime`` field ``approval_policy`` (/mode), ``h:strategies``
 (/strategies), the halt hash (``core.control.halt``), approval claims
-(``bot.approvals.decide``). Events it emits: ControlEvent (cancel_entries, flatten, close,
+(``core.approvals.decide``). Events it emits: ControlEvent (cancel_entries, flatten, close,
 report, set_policy, strategy, halt/resume via the halt module), AuditEvent (every admin
 action and every refusal).
 """

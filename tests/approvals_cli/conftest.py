@@ -14,7 +14,7 @@ import pytest
 import redis.asyncio as aioredis
 
 import main
-from bot.approvals.claims import open_card
+from core.approvals.claims import open_card
 from core.bus.bus import Bus
 from core.bus.events import Event, decode
 from core.bus.ids import IdFactory

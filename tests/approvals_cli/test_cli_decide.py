@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from bot.approvals.claims import read_card
-from bot.approvals.decide import decide_signal
+from core.approvals.claims import read_card
+from core.approvals.decide import decide_signal
 from core.bus.events import ApprovalEvent, AuditEvent, ReportEvent
 from tests.approvals_cli.conftest import USER, one_line, open_report, open_signal, stream
 
@@ -87,7 +87,7 @@ async def test_already_decided_is_exit_2_and_names_who(nsbus, cli) -> None:
 
 
 async def test_an_invalid_card_is_not_approved(nsbus, cli) -> None:
-    from bot.approvals.claims import open_card
+    from core.approvals.claims import open_card
 
     tx = nsbus.tx()
     open_card(tx, "sig:SIGBAD", "signal", nsbus.clock.ms() + 60_000, {"signal": {"id": "SIGBAD", "qty": -5}})

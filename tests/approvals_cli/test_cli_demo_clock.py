@@ -11,7 +11,7 @@ from datetime import date, datetime, time
 import redis.asyncio as aioredis
 
 import main
-from bot.approvals.cli import operator_bus
+from core.approvals.cli import operator_bus
 from core.bus.bus import Bus
 from core.bus.events import ApprovalEvent
 from core.bus.keys import Keys

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from datetime import datetime
 
-from bot.approvals.claims import open_card
+from core.approvals.claims import open_card
 from tests.approvals_cli.conftest import open_report, open_signal
 
 

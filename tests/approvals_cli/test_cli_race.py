@@ -1,6 +1,6 @@
 """Safety line: the CLI and a Telegram press on one card at the same moment: exactly one decides.
 
-The CLI side is the command's implementation (``bot.approvals.cli.decide`` on its own Redis
+The CLI side is the command's implementation (``core.approvals.cli.decide`` on its own Redis
 connection, signed ``cli:ann``); the Telegram side is what the button handler calls
 (``decide_signal`` signed ``tg:1001``) on another connection. Every round: one winner, the loser
 says "already decided" by the winner, the card holds the winner's decision, one outcome event.
@@ -13,9 +13,9 @@ import asyncio
 import pytest
 import redis.asyncio as aioredis
 
-from bot.approvals.claims import read_card
-from bot.approvals.cli import decide, operator_bus
-from bot.approvals.decide import decide_signal
+from core.approvals.claims import read_card
+from core.approvals.cli import decide, operator_bus
+from core.approvals.decide import decide_signal
 from core.bus.bus import Bus
 from core.bus.events import ApprovalEvent
 from core.bus.ids import IdFactory

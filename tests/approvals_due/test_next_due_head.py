@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from bot.approvals.decide import decide_signal
-from bot.approvals.service import ApprovalService
+from core.approvals.decide import decide_signal
+from core.approvals.service import ApprovalService
 from core.bus.events import ApprovalEvent, decode
 from tests.helpers import make_context
 from tests.redis_count import count_redis

@@ -7,10 +7,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from bot.approvals.decide import decide_signal
-from bot.approvals.service import ApprovalService
 from bot.distribution.outbox_cards import CardSettings
 from bot.distribution.outbox_html import render_outbox_html
+from core.approvals.decide import decide_signal
+from core.approvals.service import ApprovalService
 from core.bus.events import AuditEvent
 from core.runtime.demo import journal_line, read_journal
 from tests.helpers import make_context

@@ -24,8 +24,8 @@ for _var in ("NO_PROXY", "no_proxy"):
             _have.append(_h)
     os.environ[_var] = ",".join(_have)
 
-from bot.approvals.service import ApprovalService
 from bot.telegram import TelegramBotService
+from core.approvals.service import ApprovalService
 from core.bus.bus import Bus
 from core.bus.ids import IdFactory
 from core.config.secrets import Secrets

@@ -15,9 +15,9 @@ import json
 import math
 from datetime import time
 
-from bot.approvals.claims import open_card, read_card
-from bot.approvals.decide import decide_signal
 from core.analytics.service import AnalyticsService
+from core.approvals.claims import open_card, read_card
+from core.approvals.decide import decide_signal
 from core.bus.events import AnalyticsEvent, ChainEvent, FillEvent, OrderRequestEvent
 from core.market.service import MarketDataService
 from core.risk import daily_loss_level

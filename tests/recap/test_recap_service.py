@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from bot.approvals.decide import decide_report
-from bot.approvals.service import ApprovalService
 from bot.distribution import DistributorService
 from bot.telegram.render import Renderer as TelegramRenderer
 from bot.telegram.views import report_view
+from core.approvals.decide import decide_report
+from core.approvals.service import ApprovalService
 from core.bus.events import ReportEvent, decode
 from core.clock.calendar import NY
 from core.clock.clock import SimClock

@@ -14,8 +14,8 @@ import asyncio
 import pytest
 import redis.asyncio as aioredis
 
-from bot.approvals.claims import close_card, open_card, pending_cards, read_card
-from bot.approvals.decide import decide_report, decide_signal
+from core.approvals.claims import close_card, open_card, pending_cards, read_card
+from core.approvals.decide import decide_report, decide_signal
 from core.bus.bus import Bus
 from core.bus.events import ApprovalEvent, ReportEvent, decode
 from core.bus.ids import IdFactory

@@ -9,8 +9,8 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime
 from typing import Any
 
-from bot.approvals.service import ApprovalService
 from bot.telegram import TelegramBotService
+from core.approvals.service import ApprovalService
 from core.bus.bus import Bus
 from core.bus.events import Event, PositionEvent, VerdictEvent, decode
 from core.clock.clock import LiveClock

@@ -19,8 +19,8 @@ _ROOT = str(Path(__file__).resolve().parents[2])
 if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
 
-from bot.approvals.service import ApprovalService
 from bot.telegram import TelegramBotService
+from core.approvals.service import ApprovalService
 from core.bus.bus import Bus
 from core.bus.ids import IdFactory
 from core.config.secrets import Secrets

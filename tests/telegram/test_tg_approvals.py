@@ -4,7 +4,7 @@ card edited; fill alert threaded under the card."""
 
 from __future__ import annotations
 
-from bot.approvals.claims import read_card
+from core.approvals.claims import read_card
 from core.bus.events import ApprovalEvent, AuditEvent
 from tests.telegram._util import (
     ADMIN,

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, timedelta
 
-from bot.approvals.policy import current_policy
+from core.approvals.policy import current_policy
 from core.bus.events import AuditEvent, ControlEvent
 from core.clock.calendar import NY
 from core.control.halt import read_halt

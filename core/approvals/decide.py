@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from bot.approvals.claims import ClaimResult, claim, read_card
+from core.approvals.claims import ClaimResult, claim, read_card
 from core.bus.bus import Bus
 from core.bus.events import ApprovalEvent, AuditEvent, ReportEvent
 from core.domain.signal import Signal

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from bot.approvals.claims import close_card, open_card, pending_cards
-from bot.approvals.decide import decide_report, decide_signal
-from bot.approvals.policy import auto_decides, current_policy
+from core.approvals.claims import close_card, open_card, pending_cards
+from core.approvals.decide import decide_report, decide_signal
+from core.approvals.policy import auto_decides, current_policy
 from core.bus.bus import Tx
 from core.bus.events import ApprovalEvent, AuditEvent, Event, ReportEvent, VerdictEvent
 from core.runtime.due_head import DueHead

@@ -1,7 +1,7 @@
 """Deciding without Telegram: ``main.py pending | approve ID [--half] | reject ID``.
 
 The operator's shell is one more approver, never a second path: a decision goes through the same
-``decide_signal`` / ``decide_report`` (the Lua claim of :mod:`bot.approvals.claims`) as a button
+``decide_signal`` / ``decide_report`` (the Lua claim of :mod:`core.approvals.claims`) as a button
 press, signed ``cli:<$USER>``, and leaves the same kind of audit entry the bot writes for
 ``/approve`` (``cli.<approve|half|reject>.result`` with the card's kind, id, result and state),
 whatever the outcome. So a CLI press racing a Telegram press on one card has exactly one winner.
@@ -24,8 +24,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from bot.approvals.claims import ClaimResult, pending_cards, read_card
-from bot.approvals.decide import decide_report, decide_signal
+from core.approvals.claims import ClaimResult, pending_cards, read_card
+from core.approvals.decide import decide_report, decide_signal
 from core.bus.bus import Bus
 from core.bus.events import AuditEvent
 from core.clock.calendar import NY
