@@ -7,7 +7,7 @@ Validation (decision): the numbers of a signal are constrained where it is built
 (``core.domain.values``): qty whole and > 0, limit finite and > 0, stop finite and >= 0,
 targets finite and > 0, a quote with finite bid >= 0 <= ask and ask > 0, confidence 0..100,
 and no NaN / infinity anywhere. These are the field checks of the risk layer's BAD_INPUT
-(``core.risk.rules``), so a signal that fails here was never tradable; the relations between
+(``core.risk.signal_check``), so a signal that fails here was never tradable; the relations between
 fields (stop below the limit, targets above it) stay with the risk rules, which name them.
 What a signal *describes* (an equity, a short, a spread) still validates, so that the risk
 layer and the broker guard can refuse it with a reason code.
