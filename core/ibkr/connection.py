@@ -50,34 +50,30 @@ from typing import Any, Literal
 import ib_async
 from ib_async.ib import StartupFetch, StartupFetchALL, StartupFetchNONE
 
-from core.bus.events import AlertEvent, AuditEvent
 from core.clock.clock import Clock, LiveClock
 from core.config.model import IbkrSettings
-from core.runtime.metrics import REJECTED
+from core.ibkr.connection_notices import IbNoticeHandler
+from core.ibkr.connection_state import STATE_HASH, ConnectionStateWriter
+from core.ibkr.connection_supervisor import ReconnectSupervisor, short_error
+from core.ibkr.ib_codes import MD_NAMES, MD_TYPES
 
 log = logging.getLogger("quanticity.ibkr.connection")
 
 Role = Literal["market", "execution", "check"]
-MD_TYPES = {"live": 1, "frozen": 2, "delayed": 3, "delayed_frozen": 4}
-MD_NAMES = {1: "live", 2: "frozen", 3: "delayed", 4: "delayed-frozen"}
-STATE_HASH = {"execution": "broker", "market": "feed_ibkr"}
 PACING_MARGIN = 1.1  # throttle window = 1.1 s per max_messages_per_s messages
-TWS_LOST = frozenset({1100, 2110})  # TWS <-> IB broken, socket up
-PACING = frozenset({100, 420})
-NOT_SUBSCRIBED = frozenset({354, 10168})
 
 
 class IbUnavailable(RuntimeError):
     """The API connection could not be made; ``str()`` is one line for the operator."""
 
 
-def _short(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return text[:200]
+class IbConnection(ReconnectSupervisor, IbNoticeHandler, ConnectionStateWriter):
+    """One role's API connection (see the module docstring).
 
-
-class IbConnection:
-    """One role's API connection (see the module docstring)."""
+    Connecting and the public API live here; supervision in
+    :mod:`core.ibkr.connection_supervisor`, error / notice codes in
+    :mod:`core.ibkr.connection_notices`, the state hash and alerts in :mod:`core.ibkr.connection_state`.
+    """
 
     def __init__(self, settings: IbkrSettings, role: Role, *, redis: Any = None, keys: Any = None,
                  bus: Any = None, clock: Clock | None = None, ib: ib_async.IB | None = None) -> None:
@@ -129,14 +125,6 @@ class IbConnection:
         """``cb()`` when the connection drops or TWS loses IB (1100 / 1300 / 2110)."""
         self._lost_cbs.append(cb)
 
-    @staticmethod
-    def mask_account(acct: str | None) -> str:
-        """``"DU1234567"`` -> ``"DU****567"`` (short ids are masked whole)."""
-        if not acct:
-            return ""
-        acct = str(acct)
-        return acct[:2] + "****" + acct[-3:] if len(acct) > 5 else "****"
-
     @property
     def market_data_name(self) -> str:
         return MD_NAMES.get(self.market_data_type, str(self.market_data_type))
@@ -157,7 +145,7 @@ class IbConnection:
                 await self._refuse()
                 await self.flush()
                 raise IbUnavailable(self._refused_line()) from None
-            self._set_state("lost", 0, connected=False, reason=_short(exc))
+            self._set_state("lost", 0, connected=False, reason=short_error(exc))
             await self.flush()
             raise IbUnavailable(self._unreachable_line(exc)) from None
         await self._after_connect(first=True, code=0)
@@ -251,7 +239,7 @@ class IbConnection:
             return f"{where}: connection refused - is TWS / IB Gateway running with the API enabled on that port?"
         if isinstance(exc, (asyncio.TimeoutError, TimeoutError)):
             return f"{where}: no API handshake within {s.connect_timeout_s:g}s"
-        return f"{where}: {_short(exc)}"
+        return f"{where}: {short_error(exc)}"
 
     def _refused_line(self) -> str:
         s = self.settings
@@ -290,234 +278,6 @@ class IbConnection:
                     raise
                 except Exception:
                     log.exception("ibkr %s: on_ready callback failed", self.role)
-
-    # ------------------------------------------------------------------ supervision
-    def backoff(self, attempt: int) -> float:
-        """Delay before reconnect attempt ``attempt`` (0-based): full jitter within the doubling cap."""
-        lo, hi = self.settings.reconnect_min_s, self.settings.reconnect_max_s
-        cap = min(hi, lo * (2.0 ** min(attempt, 30)))
-        return self._rng.uniform(lo, max(lo, cap))
-
-    async def _supervise(self) -> None:
-        while not self._stopping:
-            await self._need_reconnect.wait()
-            if self._stopping or self._refused:
-                return
-            attempt = 0
-            self._set_state("reconnecting", 0, connected=False)
-            while not self._stopping:
-                delay = self.backoff(attempt)
-                attempt += 1
-                log.info("ibkr %s: reconnect attempt %d in %.2fs", self.role, attempt, delay)
-                await asyncio.sleep(delay)
-                if self._stopping:
-                    return
-                if self.ib.isConnected():  # a stale socket (1100 grace expired): start clean
-                    self.ib.disconnect()
-                try:
-                    await self._connect_once()
-                except (OSError, TimeoutError, ConnectionError, RuntimeError) as exc:
-                    if self._refused:
-                        await self._refuse()
-                        return
-                    log.warning("ibkr %s: reconnect attempt %d failed: %s", self.role, attempt, _short(exc))
-                    continue
-                await self._after_connect(first=False, code=0)
-                break
-
-    async def _refuse(self) -> None:
-        """326: one CRITICAL alert, no reconnect loop (down until restart)."""
-        self.connected = False
-        s = self.settings
-        msg = (f"IB client id {self.client_id} ({self.role}) is already in use at {s.host}:{s.port}: "
-               f"the {self.role} connection stays down until restart - give each process its own "
-               "ibkr.client_ids entry, or close the other session")
-        log.critical(msg)
-        self._set_state("refused", 326, connected=False, alerts=[
-            {"code": "IB_CLIENT_ID_IN_USE", "severity": "CRITICAL", "state": "raised", "message": msg}])
-
-    def _mark_lost(self, code: int, *, reconnect: bool) -> None:
-        """Connection (or TWS's link to IB) lost: state, on_lost callbacks, maybe the reconnect loop."""
-        if self._stopping:
-            return
-        was = self.connected
-        self.connected = False
-        if was:
-            log.warning("ibkr %s: connection lost (code %d)", self.role, code)
-            self._set_state("lost", code, connected=False)
-            for cb in list(self._lost_cbs):
-                try:
-                    cb()
-                except Exception:
-                    log.exception("ibkr %s: on_lost callback failed", self.role)
-        if reconnect and self.role != "check" and not self._refused:
-            self._need_reconnect.set()
-
-    def _on_disconnected(self) -> None:
-        if self._connecting or self._stopping:
-            return
-        if self._restore_timer is not None:
-            self._restore_timer.cancel()
-            self._restore_timer = None
-        self._mark_lost(0, reconnect=True)
-
-    def _tws_lost_grace_over(self) -> None:
-        self._restore_timer = None
-        if self._tws_lost and not self._stopping:
-            log.warning("ibkr %s: TWS did not restore its IB connection: reconnecting the socket", self.role)
-            self._tws_lost = False
-            self._need_reconnect.set()
-
-    # ------------------------------------------------------------------ errors and notices
-    def _on_error(self, req_id: int, code: int, message: str, contract: Any = None) -> None:
-        try:
-            self._handle_error(req_id, code, message)
-        except Exception:
-            log.exception("ibkr %s: error handler failed for %s", self.role, code)
-
-    def _handle_error(self, req_id: int, code: int, message: str) -> None:
-        if code == 326:
-            self._refused = True
-        elif code in TWS_LOST:
-            self._tws_lost = True
-            self._mark_lost(code, reconnect=False)
-            if self._restore_timer is None and self.role != "check":
-                self._restore_timer = asyncio.get_running_loop().call_later(
-                    self.settings.reconnect_max_s, self._tws_lost_grace_over)
-        elif code == 1300:
-            self._mark_lost(code, reconnect=True)
-            asyncio.get_running_loop().call_soon(self.ib.disconnect)  # not from inside the decoder
-        elif code in (1101, 1102):
-            if self._restore_timer is not None:
-                self._restore_timer.cancel()
-                self._restore_timer = None
-            if self._tws_lost and self.ib.isConnected():
-                self._tws_lost = False
-                self.connected = True
-                self._set_state("connected", code, connected=True)
-            if code == 1101:
-                self._spawn(self._run_ready(False))
-        elif code == 2103:
-            log.warning("ibkr %s: market data farm broken: %s", self.role, message)
-            self._farm_broken = True
-        elif code == 2104 and self._farm_broken:
-            self._farm_broken = False
-            self._spawn(self._run_ready(False))
-        elif code == 10197:
-            if not self._competing_alerted:
-                self._competing_alerted = True
-                self._alert("IB_COMPETING_SESSION", "WARNING", "raised",
-                            f"IB serves no market data to {self.role}: a competing live session is logged in "
-                            f"(10197) - log out of the other TWS / mobile session")
-        elif code in PACING:
-            self.pacing_violations += 1
-            REJECTED.labels(f"ibkr_{self.role}", "pacing").inc()
-            log.warning("ibkr %s: pacing violation %d: %s", self.role, code, message)
-        elif code == 10167:
-            self._md_report(req_id, 3)
-        elif code in NOT_SUBSCRIBED:
-            if not self._not_subscribed_alerted:
-                self._not_subscribed_alerted = True
-                self._alert("MARKET_DATA_DELAYED", "WARNING", "raised",
-                            f"IB serves no market data for some requests ({code}: not subscribed): {message}")
-        elif code == 101:
-            REJECTED.labels(f"ibkr_{self.role}", "max_tickers").inc()
-
-    # ------------------------------------------------------------------ market data type
-    def _hook_market_data_type(self) -> None:
-        """ib_async only stores ``marketDataType`` on the ticker; wrap the wrapper method to see it."""
-        wrapper = self.ib.wrapper
-        original = wrapper.marketDataType
-
-        def market_data_type(req_id: int, md_type: int) -> None:
-            original(req_id, md_type)
-            try:
-                self._md_report(req_id, md_type)
-            except Exception:
-                log.exception("ibkr %s: marketDataType handler failed", self.role)
-
-        wrapper.marketDataType = market_data_type  # type: ignore[method-assign]
-
-    def _md_report(self, req_id: int, md_type: int) -> None:
-        if md_type not in MD_NAMES:
-            return
-        self._md_by_req[req_id] = md_type
-        live = set(self.ib.wrapper.ticker2ReqId.get("mktData", {}).values()) | {-1, req_id}
-        for rid in [r for r in self._md_by_req if r not in live]:
-            del self._md_by_req[rid]
-        worst = max(self._md_by_req.values())
-        if worst == self.market_data_type:
-            return
-        self.market_data_type = worst
-        downgraded = worst > self.requested_market_data_type
-        log.log(logging.WARNING if downgraded else logging.INFO, "ibkr %s: IB serves %s market data (asked %s)",
-                self.role, MD_NAMES[worst], MD_NAMES[self.requested_market_data_type])
-        alerts = []
-        if downgraded and not self._md_alerted:
-            self._md_alerted = True
-            alerts.append({"code": "MARKET_DATA_DELAYED", "severity": "WARNING", "state": "raised", "message": (
-                f"IBKR serves {MD_NAMES[worst]} market data, not {MD_NAMES[self.requested_market_data_type]}: "
-                "quotes lag or do not move - check the account's market-data subscriptions")})
-        elif not downgraded and self._md_alerted:
-            self._md_alerted = False
-            alerts.append({"code": "MARKET_DATA_DELAYED", "severity": "WARNING", "state": "cleared",
-                           "message": f"IBKR serves {MD_NAMES[worst]} market data again"})
-        self._set_state(self._state, 0, connected=self.connected, alerts=alerts, market_data=True)
-
-    # ------------------------------------------------------------------ state out (Redis + bus)
-    def _alert(self, code: str, severity: str, state: str, message: str) -> None:
-        log.warning("ibkr %s: %s %s", self.role, code, message)
-        self._enqueue(None, None, [{"code": code, "severity": severity, "state": state, "message": message}])
-
-    def _set_state(self, state: str, code: int, *, connected: bool, alerts: list[dict] | None = None,
-                   market_data: bool = False, **extra: Any) -> None:
-        if not market_data or state != self._state:
-            self._since_ms = self._clock.ms()
-        changed = state != self._state or not market_data
-        self._state = state
-        fields = {"connected": "1" if connected else "0", "since_ms": str(self._since_ms), "name": "ibkr",
-                  "account": self.mask_account(self.account), "server_version": str(self.server_version or ""),
-                  "market_data_type": str(self.market_data_type), "state": state,
-                  "client_id": str(self.client_id)}
-        audit = None
-        if changed:
-            audit = {"state": state, "code": int(code), "client_id": self.client_id, **extra}
-        self._enqueue(fields, audit, alerts or [])
-
-    def _enqueue(self, fields: dict | None, audit: dict | None, alerts: list[dict]) -> None:
-        if self._bus is None or self._outbox is None:
-            return
-        self._outbox.put_nowait((fields, audit, alerts))
-
-    def _start_writer(self) -> None:
-        if self._bus is None:
-            return
-        if self._outbox is None:
-            self._outbox = asyncio.Queue()
-        if self._writer is None or self._writer.done():
-            self._writer = asyncio.create_task(self._write_loop(), name=f"ibkr-{self.role}-state")
-
-    async def _write_loop(self) -> None:
-        assert self._outbox is not None
-        while True:
-            fields, audit, alerts = await self._outbox.get()
-            try:
-                tx = self._bus.tx()
-                if fields is not None and self._hash is not None:
-                    tx.pipe.hset(self._hash, mapping=fields)
-                if audit is not None:
-                    tx.emit(AuditEvent, actor=f"ibkr:{self.role}", action="connection", detail=audit)
-                for a in alerts:
-                    tx.emit(AlertEvent, code=a["code"], severity=a["severity"], state=a["state"],
-                            subject=f"ibkr:{self.role}", message=a["message"])
-                if not tx.empty:
-                    await tx.commit()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("ibkr %s: could not write connection state", self.role)
-            finally:
-                self._outbox.task_done()
 
     def _spawn(self, coro: Awaitable[None]) -> None:
         task = asyncio.ensure_future(coro)
