@@ -25,7 +25,8 @@ from core.ibkr.contracts import (
     to_ib_option,
     underlying_contract,
 )
-from core.ibkr.market_data import IbkrMarketSource, line_budget
+from core.ibkr.market_data import IbkrMarketSource
+from core.ibkr.market_lines import line_budget
 from core.market.sources import make_source
 from core.runtime.metrics import REJECTED
 from tests.fakes.ib_tws import FakeTWS
