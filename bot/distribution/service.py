@@ -197,7 +197,7 @@ class DistributorService(Service):
 
     # ------------------------------------------------------------------ timer
     async def next_due(self, now: datetime) -> datetime | None:
-        head = await self.sched.due.get(self.sched.read_head)
+        head = await self.sched.due.get(self.sched.read_head, int(now.timestamp() * 1000))
         return None if head is None else datetime.fromtimestamp(head / 1000, tz=UTC)
 
     async def on_timer(self, now: datetime) -> None:

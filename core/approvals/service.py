@@ -89,7 +89,7 @@ class ApprovalService(Service):
         return float(rows[0][1]) if rows else None
 
     async def next_due(self, now: datetime) -> datetime | None:
-        head = await self._due.get(self._read_head)
+        head = await self._due.get(self._read_head, int(now.timestamp() * 1000))
         return None if head is None else datetime.fromtimestamp(head / 1000, tz=UTC)
 
     async def on_timer(self, now: datetime) -> None:

@@ -16,6 +16,11 @@ that can make the head earlier** (add a member, lower a score):
 
 A read that races a change (live runner: the timer loop and the consumer run concurrently) is not
 kept: every change bumps a generation, and a read started before it is returned but not cached.
+
+A cached head is also read again once it is ``max_age_ms`` old on the service clock (60 s by
+default): a second worker of the same service (the distributor's delivery lease allows two) adds
+members this one does not see; if that worker dies, its deliveries are picked up here within that
+age instead of waiting for this worker's own next timer run.
 """
 
 from __future__ import annotations
@@ -23,23 +28,28 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+MAX_AGE_MS = 60_000
+
 
 class DueHead:
-    def __init__(self) -> None:
+    def __init__(self, max_age_ms: int = MAX_AGE_MS) -> None:
         self._known = False
         self._head: float | None = None  # ms; None = the set was empty (and nothing added since)
         self._gen = 0
+        self._read_ms = 0
+        self.max_age_ms = max_age_ms
         self.reads = 0
 
-    async def get(self, read: Callable[[], Awaitable[float | None]]) -> float | None:
-        """The head in ms (None: empty), from memory or from ``read()`` (the set's real head)."""
-        if self._known:
+    async def get(self, read: Callable[[], Awaitable[float | None]], now_ms: int) -> float | None:
+        """The head in ms (None: empty), from memory or from ``read()`` (the set's real head);
+        ``now_ms`` is the service clock (a head read ``max_age_ms`` ago is read again)."""
+        if self._known and now_ms - self._read_ms < self.max_age_ms:
             return self._head
         gen = self._gen
         self.reads += 1
         head = await read()
         if gen == self._gen:
-            self._known, self._head = True, head
+            self._known, self._head, self._read_ms = True, head, now_ms
         return head
 
     def added(self, due_ms: float) -> None:
