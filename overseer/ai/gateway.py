@@ -33,6 +33,7 @@ import hashlib
 import logging
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Literal
 
 from prometheus_client import Counter
@@ -282,8 +283,17 @@ class AiGateway:
             await self._audit(tx, correlation_id, purpose, res, system, user, response=None)
             return res
 
+        res, response_audit = await self._send(now, model, digest, system, user, tool, model_cls, max_tokens)
+        AI_CALLS.labels(purpose, "ok" if res.ok else res.error or "error").inc()
+        if not res.ok:
+            log.warning("overseer model call %s unavailable: %s (%s)", purpose, res.error, res.detail)
+        await self._audit(tx, correlation_id, purpose, res, system, user, response=response_audit)
+        return res
+
+    async def _send(self, now: datetime, model: str, digest: str, system: str, user: str, tool: ToolSpec,
+                    model_cls: type[BaseModel], max_tokens: int) -> tuple[AiResult, Any]:
+        """One request under the deadline: (result, raw response for the audit, None if none)."""
         started = time.perf_counter()
-        response_audit: Any = None
         try:
             resp = await asyncio.wait_for(
                 self._sdk().messages.create(  # type: ignore[call-overload]
@@ -300,48 +310,36 @@ class AiGateway:
             raise
         except Exception as exc:  # noqa: BLE001 - every upstream problem is "unavailable"
             kind, detail = classify(exc)
-            res = _unavailable(
-                kind,
-                detail,
-                model=model,
-                prompt_hash=digest,
-                latency_ms=int((time.perf_counter() - started) * 1000),
-            )
-        else:
             latency = int((time.perf_counter() - started) * 1000)
-            usage = getattr(resp, "usage", None)
-            tin = int(getattr(usage, "input_tokens", 0) or 0)
-            tout = int(getattr(usage, "output_tokens", 0) or 0)
-            await self.budget.spend(now, tin + tout)
-            response_audit = _message_payload(resp)
-            try:
-                data = parse_tool_answer(resp, tool.name, model_cls)
-            except BadOutput as exc:
-                res = _unavailable(
-                    "bad_output",
-                    str(exc),
-                    model=model,
-                    prompt_hash=digest,
-                    latency_ms=latency,
-                    input_tokens=tin,
-                    output_tokens=tout,
-                )
-            else:
-                res = AiResult(
-                    status="ok",
-                    data=data,
-                    model=str(getattr(resp, "model", model) or model),
-                    input_tokens=tin,
-                    output_tokens=tout,
-                    latency_ms=latency,
-                    prompt_hash=digest,
-                )
-                await self.cache.put(digest, {"data": data})
-        AI_CALLS.labels(purpose, "ok" if res.ok else res.error or "error").inc()
-        if not res.ok:
-            log.warning("overseer model call %s unavailable: %s (%s)", purpose, res.error, res.detail)
-        await self._audit(tx, correlation_id, purpose, res, system, user, response=response_audit)
-        return res
+            return _unavailable(kind, detail, model=model, prompt_hash=digest, latency_ms=latency), None
+        latency = int((time.perf_counter() - started) * 1000)
+        return await self._answer(resp, now, model, digest, tool, model_cls, latency)
+
+    async def _answer(self, resp: Any, now: datetime, model: str, digest: str, tool: ToolSpec,
+                      model_cls: type[BaseModel], latency: int) -> tuple[AiResult, Any]:
+        """Spend the tokens, validate the forced tool call, cache a good answer."""
+        usage = getattr(resp, "usage", None)
+        tin = int(getattr(usage, "input_tokens", 0) or 0)
+        tout = int(getattr(usage, "output_tokens", 0) or 0)
+        await self.budget.spend(now, tin + tout)
+        response_audit = _message_payload(resp)
+        try:
+            data = parse_tool_answer(resp, tool.name, model_cls)
+        except BadOutput as exc:
+            res = _unavailable("bad_output", str(exc), model=model, prompt_hash=digest,
+                               latency_ms=latency, input_tokens=tin, output_tokens=tout)
+            return res, response_audit
+        res = AiResult(
+            status="ok",
+            data=data,
+            model=str(getattr(resp, "model", model) or model),
+            input_tokens=tin,
+            output_tokens=tout,
+            latency_ms=latency,
+            prompt_hash=digest,
+        )
+        await self.cache.put(digest, {"data": data})
+        return res, response_audit
 
     async def _cached(self, digest: str, model_cls: type[BaseModel]) -> dict[str, Any] | None:
         try:

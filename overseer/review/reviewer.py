@@ -24,9 +24,9 @@ from pydantic import ValidationError
 from core.bus.bus import Tx
 from core.config.model import Settings
 from core.domain.signal import Signal
-from core.risk import RiskLimits, RiskState, premium_at_risk, risk_pct_of_account
+from core.risk import RiskDecision, RiskLimits, RiskState, premium_at_risk, risk_pct_of_account
 from overseer._util import finite, risk_limits
-from overseer.ai.gateway import AiGateway
+from overseer.ai.gateway import AiGateway, AiResult
 from overseer.narratives import templates as tpl
 from overseer.narratives.guard import check_text, clean
 from overseer.narratives.narrator import template_trade_explanation, trade_facts
@@ -143,20 +143,19 @@ class Reviewer:
         }
 
         if not decision.ok or sig is None:
-            codes = [r.value for r in decision.reasons] or ["BAD_INPUT"]
-            details = {r.value: t for r, t in decision.details.items()}
-            first = next(iter(details.values()), "")
-            return ReviewOutcome(
-                decision="reject",
-                reasons=codes,
-                details=details,
-                reviewed_by=["rules"],
-                ai={"status": "skipped", "reason": "rules rejected"},
-                concerns=[f"{c}: {details.get(c, c)}" for c in codes],
-                summary=tpl.render("reject_summary.j2", codes=codes, first_detail=first[:200]),
-                **base,
-            )
+            return _rules_rejection(decision, base)
+        facts, payload, res = await self._ask_model(sig, ctx, state, tx, correlation_id)
+        return _model_outcome(res, facts, payload, base)
 
+    async def _ask_model(
+        self,
+        sig: Signal,
+        ctx: ReviewContext,
+        state: RiskState | None,
+        tx: Tx | None,
+        correlation_id: str | None,
+    ) -> tuple[dict[str, Any], dict[str, Any], AiResult]:
+        """(trade facts, review payload, model answer) for a signal the rules let through."""
         account = state.account_value if state is not None else None
         facts = trade_facts(sig, ctx.analytics, account)
         positions = ctx.positions if ctx.positions is not None else _positions_from_state(state)
@@ -173,38 +172,62 @@ class Reviewer:
             tx=tx,
             correlation_id=correlation_id or sig.id,
         )
+        return facts, payload, res
 
-        ai = res.summary()
-        final = "approve"
-        concerns: list[str] = []
-        reviewed_by = ["rules"]
-        explanation: str | None = None
-        if res.ok and res.data is not None:
-            review = AiReview.model_validate(res.data)
-            final = stricter("approve", review.decision)
-            concerns = [c for c in (clean(x)[:300] for x in review.concerns) if c]
-            reviewed_by = ["rules", "ai"]
-            ai.update(
-                {
-                    "decision": review.decision,
-                    "confidence": review.confidence,
-                    "summary": clean(review.summary)[:600],
-                }
-            )
-            explanation = check_text(review.explanation, payload, max_sentences=3, max_chars=600)
-            if explanation is None and review.explanation:
-                ai["explanation_rejected"] = "guard"
-        source = "model" if explanation is not None else "template"
-        if explanation is None:
-            explanation = template_trade_explanation(facts)
-        ai.update({"explanation": explanation, "explanation_source": source})
-        return ReviewOutcome(
-            decision=final,
-            reasons=[],
-            details={},
-            reviewed_by=reviewed_by,
-            ai=ai,
-            concerns=concerns,
-            summary=explanation,
-            **base,
+
+def _rules_rejection(decision: RiskDecision, base: dict[str, Any]) -> ReviewOutcome:
+    """The hard rules failed: reject with every code; the model is not called."""
+    codes = [r.value for r in decision.reasons] or ["BAD_INPUT"]
+    details = {r.value: t for r, t in decision.details.items()}
+    first = next(iter(details.values()), "")
+    return ReviewOutcome(
+        decision="reject",
+        reasons=codes,
+        details=details,
+        reviewed_by=["rules"],
+        ai={"status": "skipped", "reason": "rules rejected"},
+        concerns=[f"{c}: {details.get(c, c)}" for c in codes],
+        summary=tpl.render("reject_summary.j2", codes=codes, first_detail=first[:200]),
+        **base,
+    )
+
+
+def _model_outcome(
+    res: AiResult, facts: dict[str, Any], payload: dict[str, Any], base: dict[str, Any]
+) -> ReviewOutcome:
+    """The stricter of the rules' approve and the model's decision, with the explanation
+    (the model's when it passes the text guards, else the template)."""
+    ai = res.summary()
+    final = "approve"
+    concerns: list[str] = []
+    reviewed_by = ["rules"]
+    explanation: str | None = None
+    if res.ok and res.data is not None:
+        review = AiReview.model_validate(res.data)
+        final = stricter("approve", review.decision)
+        concerns = [c for c in (clean(x)[:300] for x in review.concerns) if c]
+        reviewed_by = ["rules", "ai"]
+        ai.update(
+            {
+                "decision": review.decision,
+                "confidence": review.confidence,
+                "summary": clean(review.summary)[:600],
+            }
         )
+        explanation = check_text(review.explanation, payload, max_sentences=3, max_chars=600)
+        if explanation is None and review.explanation:
+            ai["explanation_rejected"] = "guard"
+    source = "model" if explanation is not None else "template"
+    if explanation is None:
+        explanation = template_trade_explanation(facts)
+    ai.update({"explanation": explanation, "explanation_source": source})
+    return ReviewOutcome(
+        decision=final,
+        reasons=[],
+        details={},
+        reviewed_by=reviewed_by,
+        ai=ai,
+        concerns=concerns,
+        summary=explanation,
+        **base,
+    )
