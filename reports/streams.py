@@ -3,7 +3,7 @@
 Streams are read newest-first with XREVRANGE and filtered on the events' own ``ts`` (stream entry
 ids are the Redis server's time, which is not the simulated time of a demo), stopping once a
 whole page is older than the window. Both readers (:func:`scan`, :func:`latest_analytics`) walk the
-stream with the one page loop :func:`walk_back`. The two high-volume streams (quotes, flow: one entry
+stream with the one page loop ``walk_back`` of :mod:`core.bus.stream_scan`. The two high-volume streams (quotes, flow: one entry
 per symbol per tick) go through :class:`StreamTail` readers that a long-lived service keeps
 (:class:`Tails`): after the first read they only fetch entries newer than the last one seen, so
 a day's three reports read each quote once. Nothing here writes to Redis.
@@ -18,68 +18,11 @@ import redis.asyncio as aioredis
 
 from core.bus.events import AnalyticsEvent, BadEvent, Event, FlowEvent, QuoteEvent, decode
 from core.bus.keys import Keys
+from core.bus.stream_scan import PAGE, SLACK_MS, entry_id, scan, walk_back
 from core.runtime.metrics import REJECTED
 from reports.values import finite
 
-PAGE = 1000                      # entries per XREVRANGE page
-SLACK_MS = 5 * 60 * 1000         # keep reading this far past the window start (late / reordered events)
 ANALYTICS_SCAN_MAX = 20_000      # entries scanned back for the latest snapshot per symbol
-
-
-async def walk_back(redis: aioredis.Redis, key: str, visit: Callable[[list[Event], int], bool],
-                    upper: str = "+", max_entries: int | None = None) -> None:
-    """Stream ``key`` newest-first, one XREVRANGE page at a time: ``visit(events, page_newest)``
-    gets each page's decoded events (newest first) and the newest ``ts`` among them (-1: none) and
-    returns True when it has read enough. Stops too at the stream's start or once ``max_entries``
-    entries are read. Malformed entries are counted and skipped. ``upper`` bounds the newest entry id
-    read."""
-    scanned = 0
-    while max_entries is None or scanned < max_entries:
-        rows = await redis.xrevrange(key, max=upper, min="-", count=PAGE)
-        if not rows:
-            break
-        scanned += len(rows)
-        events: list[Event] = []
-        page_newest = -1
-        for _eid, fields in rows:
-            if fields is None:
-                continue
-            try:
-                ev = decode(fields)
-            except BadEvent:
-                REJECTED.labels("reports", "bad_event").inc()
-                continue
-            page_newest = max(page_newest, ev.ts)
-            events.append(ev)
-        if visit(events, page_newest) or len(rows) < PAGE:
-            break
-        upper = "(" + _entry_id(rows[-1][0])
-
-
-async def scan(redis: aioredis.Redis, key: str, since_ms: int, until_ms: int,
-               types: tuple[type[Event], ...] | None = None, upper: str = "+") -> list[Event]:
-    """Events of stream ``key`` with ``since_ms <= ts <= until_ms``, in stream (publish) order.
-
-    Reads newest-first in pages and stops once a whole page is older than ``since_ms`` minus a
-    slack. Malformed entries are counted and skipped. ``upper`` bounds the newest entry id read."""
-    out: list[Event] = []
-    floor = since_ms - SLACK_MS
-
-    def visit(events: list[Event], page_newest: int) -> bool:
-        for ev in events:
-            if types is not None and not isinstance(ev, types):
-                continue
-            if since_ms <= ev.ts <= until_ms:
-                out.append(ev)
-        return 0 <= page_newest < floor
-
-    await walk_back(redis, key, visit, upper)
-    out.reverse()
-    return out
-
-
-def _entry_id(raw: object) -> str:
-    return raw.decode() if isinstance(raw, bytes) else str(raw)
 
 
 class StreamTail:
@@ -113,7 +56,7 @@ class StreamTail:
         newest = await redis.xrevrange(key, max="+", min="-", count=1)
         if not newest:
             return
-        self.last_id = _entry_id(newest[0][0])
+        self.last_id = entry_id(newest[0][0])
         events = await scan(redis, key, since_ms, 2**62, (self.cls,), upper=self.last_id)
         self.records = [(ev.ts, rec) for ev in events if (rec := self.reduce(ev)) is not None]
 
@@ -131,7 +74,7 @@ class StreamTail:
                 rec = self._reduced(fields) if fields is not None else None
                 if rec is not None:
                     self.records.append(rec)
-            self.last_id = _entry_id(rows[-1][0])
+            self.last_id = entry_id(rows[-1][0])
             if len(rows) < PAGE:
                 break
         keep_from = since_ms - SLACK_MS
