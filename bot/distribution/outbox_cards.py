@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from bot.telegram.names import actor_words
+from bot.telegram.notify import APPROVE, APPROVE_REPORT, HALF, REJECT
 from bot.telegram.render import Renderer, clip
 from bot.telegram.views import outcome_view, position_view, refusal_view, report_view, signal_view
 from core.bus.events import NY, ApprovalEvent, AuditEvent, Event, PositionEvent, ReportEvent
@@ -31,8 +33,8 @@ from core.bus.events import NY, ApprovalEvent, AuditEvent, Event, PositionEvent,
 CARD_TYPES = ("approval.decision", "report", "audit", "position.update")
 DEFAULT_TTL_S = 300  # core.approvals.service.DEFAULT_CARD_TTL_S
 # the button rows of bot.telegram.notify (drawn inert here)
-SIGNAL_BUTTONS = ("✅ Approve", "½ Half ({half})", "❌ Reject")
-REPORT_BUTTONS = ("✅ Approve report", "❌ Reject")
+SIGNAL_BUTTONS = (APPROVE, HALF, REJECT)  # the bot's own labels (bot/telegram/notify.py)
+REPORT_BUTTONS = (APPROVE_REPORT, REJECT)
 _TG_TAG = re.compile(r"<(?!/?(?:b|i|u|s|code|pre)>)")  # anything but Telegram's own markup
 
 
@@ -54,14 +56,9 @@ def hhmm(ms: int, seconds: bool = False) -> str:
 
 
 def by_label(by: str) -> str:
-    """``decided_by`` in words, as ``bot.telegram.names.Names.label`` says it without a name table."""
-    if by.startswith("tg:"):
-        return f"admin {clip(by[3:], 20)}"
-    if by == "timeout":
-        return "timeout"
-    if by.startswith("policy:"):
-        return f"policy {clip(by.split(':', 1)[1], 20)}"
-    return clip(by, 40) or "unknown"
+    """``decided_by`` in words, as the bot says it (``bot.telegram.names.actor_words``), without its
+    name table; capped for the page."""
+    return clip(actor_words(by), 60)
 
 
 def _bubble(text: str) -> str:

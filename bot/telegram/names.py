@@ -16,6 +16,18 @@ def actor(user_id: int) -> str:
     return f"tg:{user_id}"
 
 
+def actor_words(by: str, name: str | None = None) -> str:
+    """``by`` / ``decided_by`` in words: the admin's remembered ``name`` when given, else the id."""
+    if by.startswith("tg:"):
+        uid = by[3:]
+        return f"{name} ({uid})" if name else f"admin {uid}"
+    if by == "timeout":
+        return "timeout"
+    if by.startswith("policy:"):
+        return f"policy {by.split(':', 1)[1]}"
+    return clip(by, 40) or "unknown"
+
+
 class Names:
     def __init__(self, redis: aioredis.Redis, keys: Keys) -> None:
         self.redis = redis
@@ -27,12 +39,5 @@ class Names:
             await self.redis.hset(self.key, str(user.id), clip(name, 40))
 
     async def label(self, by: str) -> str:
-        if by.startswith("tg:"):
-            uid = by[3:]
-            name = await self.redis.hget(self.key, uid)
-            return f"{name} ({uid})" if name else f"admin {uid}"
-        if by == "timeout":
-            return "timeout"
-        if by.startswith("policy:"):
-            return f"policy {by.split(':', 1)[1]}"
-        return clip(by, 40) or "unknown"
+        name = await self.redis.hget(self.key, by[3:]) if by.startswith("tg:") else None
+        return actor_words(by, name)

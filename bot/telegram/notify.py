@@ -48,6 +48,9 @@ log = logging.getLogger("quanticity.telegram.notify")
 Level = Literal["on", "silent", "off"]
 
 
+# the card buttons' labels (also drawn, inert, on the demo's outbox page: bot/distribution/outbox_cards.py)
+APPROVE, HALF, REJECT, APPROVE_REPORT = "✅ Approve", "½ Half ({half})", "❌ Reject", "✅ Approve report"
+
 class Notifier:
     def __init__(self, bus: Bus, settings: Settings, auth: Auth, renderer: Renderer, outbox: Outbox,
                  cards: CardStore, names: Names, service_name: str = "telegram") -> None:
@@ -96,9 +99,9 @@ class Notifier:
             view = signal_view(ev, acct)
             text = self.renderer.render("card_signal", c=view, outcome=None)
             sid = ev.signal.id
-            buttons = [[("✅ Approve", await pack(self.redis, self.keys, "a", sid)),
-                        (f"½ Half ({view['half_qty']})", await pack(self.redis, self.keys, "h", sid)),
-                        ("❌ Reject", await pack(self.redis, self.keys, "r", sid))]]
+            buttons = [[(APPROVE, await pack(self.redis, self.keys, "a", sid)),
+                        (HALF.format(half=view['half_qty']), await pack(self.redis, self.keys, "h", sid)),
+                        (REJECT, await pack(self.redis, self.keys, "r", sid))]]
             self.cards.open_on(tx.pipe, item, chat, "signal", ev.correlation_id)
             self._queue(tx, Outgoing(idem=f"card:{item}", chat_id=chat, text=text, buttons=buttons,
                                      record_card=item))
@@ -180,8 +183,8 @@ class Notifier:
                 return
             caption = self.renderer.render("card_report", r=view, outcome=None, missing=False)
             fallback = self.renderer.render("card_report", r=view, outcome=None, missing=bool(ev.path))
-            buttons = [[("✅ Approve report", await pack(self.redis, self.keys, "ra", ev.report_id)),
-                        ("❌ Reject", await pack(self.redis, self.keys, "rr", ev.report_id))]]
+            buttons = [[(APPROVE_REPORT, await pack(self.redis, self.keys, "ra", ev.report_id)),
+                        (REJECT, await pack(self.redis, self.keys, "rr", ev.report_id))]]
             self.cards.open_on(tx.pipe, item, chat, "report", ev.correlation_id)
             self._queue(tx, Outgoing(idem=f"card:{item}", chat_id=chat, op="document", path=ev.path or None,
                                      filename=view["file"] or None, caption=caption, text=fallback,
